@@ -188,7 +188,8 @@ class LossSpec(_Section):
     clip_high: Annotated[float, Field(gt=0.0)] = 0.2
     aggregation: Literal["token-mean", "seq-mean-token-mean", "token-sum-norm"] = "token-mean"
     norm_constant: PositiveInt | None = Field(
-        default=None, description="Denominator per sequence for token-sum-norm (Dr. GRPO); default: the stage's max response tokens."
+        default=None,
+        description="Denominator per sequence for token-sum-norm (Dr. GRPO); default: the stage's max response tokens.",
     )
     advantage_std: Literal["unbiased", "population", "none"] = "unbiased"
     kl_coef: Annotated[float, Field(ge=0.0)] = 0.0
@@ -406,7 +407,11 @@ def _reason(err: dict[str, Any]) -> str:
         case "less_than_equal":
             return f"must be <= {ctx['le']}"
         case "too_short" if "min_length" in ctx:
-            return f"must have at least {ctx['min_length']} item(s)" if ctx.get("actual_length") is not None else "is too short"
+            return (
+                f"must have at least {ctx['min_length']} item(s)"
+                if ctx.get("actual_length") is not None
+                else "is too short"
+            )
         case "string_too_short":
             return "must not be empty"
         case "literal_error":
@@ -462,7 +467,9 @@ def load_spec_file(path: str | Path) -> RunSpec:
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecError([FieldError("", f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}")]) from None
+        raise SpecError(
+            [FieldError("", f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}")]
+        ) from None
     return parse_spec(data)
 
 
@@ -546,7 +553,11 @@ def rule_violations(spec: RunSpec) -> list[FieldError]:
         if names.count(eval_set.name) > 1 and names.index(eval_set.name) != i:
             add(f"evaluation.sets[{i}].name", f"'{eval_set.name}' is used by another eval set; names must be unique")
     eval_tokens = spec.evaluation.max_response_tokens
-    if eval_tokens is not None and max_positions is not None and eval_tokens + spec.stages[-1].max_prompt_tokens > max_positions:
+    if (
+        eval_tokens is not None
+        and max_positions is not None
+        and eval_tokens + spec.stages[-1].max_prompt_tokens > max_positions
+    ):
         add(
             "evaluation.max_response_tokens",
             f"with the last stage's max_prompt_tokens this exceeds the model's max positions ({max_positions})",

@@ -28,10 +28,22 @@ def base_spec() -> dict:
         "model": {"path": "m", "max_positions": 4096},
         "data": {"sources": [{"path": "a.jsonl", "weight": 3}, {"path": "b.jsonl", "weight": 1}]},
         "stages": [
-            {"steps": 5, "max_prompt_tokens": 512, "max_response_tokens": 1024, "rollout_batch": 8,
-             "mini_batch": 4, "group_size": 4},
-            {"steps": 5, "max_prompt_tokens": 512, "max_response_tokens": 2048, "rollout_batch": 8,
-             "mini_batch": 8, "group_size": 8},
+            {
+                "steps": 5,
+                "max_prompt_tokens": 512,
+                "max_response_tokens": 1024,
+                "rollout_batch": 8,
+                "mini_batch": 4,
+                "group_size": 4,
+            },
+            {
+                "steps": 5,
+                "max_prompt_tokens": 512,
+                "max_response_tokens": 2048,
+                "rollout_batch": 8,
+                "mini_batch": 8,
+                "group_size": 8,
+            },
         ],
     }
 
@@ -71,34 +83,68 @@ def test_base_spec_is_valid_and_has_defaults_from_the_released_scripts():
     [
         ("stages[1].max_response_tokens", 512, "stages[1].max_response_tokens: must be >= stages[0] (1024)"),
         ("stages[0].mini_batch", 3, "stages[0].rollout_batch: must be a multiple of mini_batch (3)"),
-        ("stages[1].max_response_tokens", 4000,
-         "stages[1].max_response_tokens: max_prompt_tokens + max_response_tokens = 4512 exceeds the model's "
-         "max positions (4096)"),
-        ("entropy.initial_coef", 0.01,
-         "entropy.initial_coef: entropy.min_coef <= initial_coef <= max_coef must hold (got 0.0 <= 0.01 <= 0.005)"),
-        ("entropy.min_coef", 0.001,
-         "entropy.initial_coef: entropy.min_coef <= initial_coef <= max_coef must hold (got 0.001 <= 0.0 <= 0.005)"),
+        (
+            "stages[1].max_response_tokens",
+            4000,
+            "stages[1].max_response_tokens: max_prompt_tokens + max_response_tokens = 4512 exceeds the model's "
+            "max positions (4096)",
+        ),
+        (
+            "entropy.initial_coef",
+            0.01,
+            "entropy.initial_coef: entropy.min_coef <= initial_coef <= max_coef must hold (got 0.0 <= 0.01 <= 0.005)",
+        ),
+        (
+            "entropy.min_coef",
+            0.001,
+            "entropy.initial_coef: entropy.min_coef <= initial_coef <= max_coef must hold (got 0.001 <= 0.0 <= 0.005)",
+        ),
         ("engine.zero_stage", 2, "engine.zero_stage: ZeRO stages need engine.kind 'deepspeed'"),
         ("engine.offload_optimizer", True, "engine.offload_optimizer: offloading needs engine.kind 'deepspeed'"),
         ("resources.nodes", 2, "resources.nodes: more than one node needs launcher 'slurm'"),
         ("data.sources[1].name", "a", "data.sources[1].name: 'a' is used by another source; names must be unique"),
-        ("data.sources[0].synthetic", {"levels": [5, 2]},
-         "data.sources[0].synthetic.levels: first level must be <= last level"),
-        ("data.sources[0].difficulty", {"model": "m", "min": 9, "max": 3},
-         "data.sources[0].difficulty.min: must be <= difficulty.max (3)"),
-        ("model.bootstrap", {"hidden_size": 64, "num_heads": 4},
-         "model.bootstrap.num_heads: hidden_size / num_heads = 16 is a head size vLLM's CPU backend cannot run "
-         "(allowed: 32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)"),
-        ("model.bootstrap", {"hidden_size": 64, "num_heads": 3}, "model.bootstrap.num_heads: must divide hidden_size (64)"),
-        ("model.bootstrap", {"hidden_size": 128, "num_heads": 4, "num_kv_heads": 3},
-         "model.bootstrap.num_kv_heads: must divide num_heads (4)"),
-        ("model.bootstrap", {"distill_levels": [4, 1]},
-         "model.bootstrap.distill_levels: first level (4) must be <= last level (1)"),
-        ("evaluation.sets", [{"name": "e", "path": "x"}, {"name": "e", "path": "y"}],
-         "evaluation.sets[1].name: 'e' is used by another eval set; names must be unique"),
-        ("evaluation.max_response_tokens", 4000,
-         "evaluation.max_response_tokens: with the last stage's max_prompt_tokens this exceeds the model's max "
-         "positions (4096)"),
+        (
+            "data.sources[0].synthetic",
+            {"levels": [5, 2]},
+            "data.sources[0].synthetic.levels: first level must be <= last level",
+        ),
+        (
+            "data.sources[0].difficulty",
+            {"model": "m", "min": 9, "max": 3},
+            "data.sources[0].difficulty.min: must be <= difficulty.max (3)",
+        ),
+        (
+            "model.bootstrap",
+            {"hidden_size": 64, "num_heads": 4},
+            "model.bootstrap.num_heads: hidden_size / num_heads = 16 is a head size vLLM's CPU backend cannot run "
+            "(allowed: 32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)",
+        ),
+        (
+            "model.bootstrap",
+            {"hidden_size": 64, "num_heads": 3},
+            "model.bootstrap.num_heads: must divide hidden_size (64)",
+        ),
+        (
+            "model.bootstrap",
+            {"hidden_size": 128, "num_heads": 4, "num_kv_heads": 3},
+            "model.bootstrap.num_kv_heads: must divide num_heads (4)",
+        ),
+        (
+            "model.bootstrap",
+            {"distill_levels": [4, 1]},
+            "model.bootstrap.distill_levels: first level (4) must be <= last level (1)",
+        ),
+        (
+            "evaluation.sets",
+            [{"name": "e", "path": "x"}, {"name": "e", "path": "y"}],
+            "evaluation.sets[1].name: 'e' is used by another eval set; names must be unique",
+        ),
+        (
+            "evaluation.max_response_tokens",
+            4000,
+            "evaluation.max_response_tokens: with the last stage's max_prompt_tokens this exceeds the model's max "
+            "positions (4096)",
+        ),
     ],
 )
 def test_cross_field_rules_name_the_field_and_the_reason(path, value, expected):
@@ -107,8 +153,10 @@ def test_cross_field_rules_name_the_field_and_the_reason(path, value, expected):
 
 def test_bootstrap_max_positions_counts_as_the_models_when_none_is_given():
     spec = with_("model", {"path": "m", "bootstrap": {"max_positions": 256}})
-    assert "stages[0].max_response_tokens: max_prompt_tokens + max_response_tokens = 1536 exceeds the model's max " \
+    assert (
+        "stages[0].max_response_tokens: max_prompt_tokens + max_response_tokens = 1536 exceeds the model's max "
         "positions (256)" in errors_of(spec)
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,8 +178,11 @@ def test_bootstrap_max_positions_counts_as_the_models_when_none_is_given():
         ("entropy.target", 0, "entropy.target: must be > 0.0"),
         ("entropy.enabled", "maybe", "entropy.enabled: must be true or false"),
         ("loss.clip_low", 1.0, "loss.clip_low: must be < 1.0"),
-        ("loss.aggregation", "mean", "loss.aggregation: must be one of 'token-mean', 'seq-mean-token-mean' or "
-                                     "'token-sum-norm'"),
+        (
+            "loss.aggregation",
+            "mean",
+            "loss.aggregation: must be one of 'token-mean', 'seq-mean-token-mean' or 'token-sum-norm'",
+        ),
         ("loss.kl_estimator", "k2", "loss.kl_estimator: must be one of 'k1' or 'k3'"),
         ("loss.kl_coef", -0.1, "loss.kl_coef: must be >= 0.0"),
         ("optim.lr", 0, "optim.lr: must be > 0.0"),
@@ -189,8 +240,19 @@ def test_unreadable_and_malformed_files_are_spec_errors(tmp_path):
 def test_json_schema_exports_every_section_with_defaults():
     schema = json_schema()
     props = schema["properties"]
-    for section in ("model", "data", "stages", "entropy", "loss", "rollout", "engine", "evaluation", "checkpoints",
-                    "resources", "seed"):
+    for section in (
+        "model",
+        "data",
+        "stages",
+        "entropy",
+        "loss",
+        "rollout",
+        "engine",
+        "evaluation",
+        "checkpoints",
+        "resources",
+        "seed",
+    ):
         assert section in props
     entropy = schema["$defs"]["EntropyControl"]["properties"]
     assert entropy["delta"]["default"] == 1e-4 and entropy["variant"]["enum"] == ["released-scripts", "paper"]
@@ -203,8 +265,12 @@ def test_examples_are_valid(path):
 
 def test_examples_reproduce_the_paper_stage_tables():
     tables = {
-        "or1-math-7b.yaml": [(740, 8192, 256, 128, 16), (1000, 16384, 256, 128, 16), (340, 32768, 256, 128, 16),
-                             (80, 32768, 128, 64, 64)],
+        "or1-math-7b.yaml": [
+            (740, 8192, 256, 128, 16),
+            (1000, 16384, 256, 128, 16),
+            (340, 32768, 256, 128, 16),
+            (80, 32768, 128, 64, 64),
+        ],
         "or1-7b.yaml": [(660, 16384, 256, 256, 16), (660, 32768, 160, 160, 32)],
         "or1-32b.yaml": [(760, 16384, 256, 256, 16), (370, 24576, 160, 160, 32)],
     }
@@ -216,12 +282,17 @@ def test_examples_reproduce_the_paper_stage_tables():
 
 
 def test_cli_validate_prints_ok_or_every_error_with_exit_code_2(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "or1_train", "validate", str(ROOT / "examples" / "cpu-demo.yaml")],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "or1_train", "validate", str(ROOT / "examples" / "cpu-demo.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == "OK"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nmodel: {path: m}\ndata: {sources: [{path: a, weight: 0}]}\n"
-                   "stages: [{steps: 1, max_response_tokens: 8, rollout_batch: 3, mini_batch: 2, group_size: 2}]\n")
+    bad.write_text(
+        "name: x\nmodel: {path: m}\ndata: {sources: [{path: a, weight: 0}]}\n"
+        "stages: [{steps: 1, max_response_tokens: 8, rollout_batch: 3, mini_batch: 2, group_size: 2}]\n"
+    )
     res = subprocess.run([sys.executable, "-m", "or1_train", "validate", str(bad)], capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.splitlines() == ["error: data.sources[0].weight: must be > 0.0"]
