@@ -1,14 +1,21 @@
-"""`or1-train`: the trainer's command line. Errors are one clear line (or one per spec problem), never a traceback."""
+"""`or1-train`: the trainer's command line. Errors are one clear line (or one per spec problem), never a traceback.
+
+A crash inside a run still prints one line; the full traceback goes to ``<run dir>/error.txt`` for debugging.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import traceback
+from pathlib import Path
 
 from or1_train.spec import SpecError, json_schema, load_spec_file
 
+EXIT_FAILED = 1
 EXIT_INVALID = 2
+SPEC_FILE = "spec.yaml"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -22,16 +29,130 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from or1_train.trainer import Trainer
+
+    spec = load_spec_file(args.spec)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / SPEC_FILE).exists() or not args.resume:
+        (out / SPEC_FILE).write_text(spec.to_yaml())
+    try:
+        return Trainer(spec, out, resume=args.resume, sinks=_extra_sinks()).run()
+    except Exception:
+        (out / "error.txt").write_text(traceback.format_exc())
+        raise
+
+
+def _extra_sinks() -> list:
+    """The platform's ingestion sink when the launcher set its URL and token (see or1_train.ingest)."""
+    import os
+
+    url, token = os.environ.get("OR1_INGEST_URL"), os.environ.get("OR1_INGEST_TOKEN")
+    if not url or not token:
+        return []
+    from or1_train.ingest import HttpSink
+
+    return [HttpSink(url, token)]
+
+
+def _init_model(args: argparse.Namespace) -> int:
+    from or1_train.data.synthetic import corpus_for_tokenizer
+    from or1_train.model import ModelInitConfig, init_model
+
+    config = ModelInitConfig(
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_kv_heads=args.kv_heads,
+        max_positions=args.max_positions,
+        vocab_size=args.vocab_size,
+        seed=args.seed,
+    )
+    path = init_model(args.out, config, corpus_for_tokenizer(args.seed, 4000))
+    print(f"model written to {path}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from or1_train.distill import distill
+
+    data = Path(args.data) if args.data else None
+    if data is None:
+        from or1_train.data.synthetic import write_dataset
+
+        lo, hi = (int(x) for x in args.levels.split("-"))
+        data = write_dataset(Path(args.model) / "distill.jsonl", 4000, (lo, hi), args.seed + 7, with_solutions=True)
+    result = distill(
+        args.model,
+        data,
+        args.out or args.model,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from or1_train.evaluate_cli import evaluate_model
+
+    spec = load_spec_file(args.spec)
+    results = evaluate_model(spec, args.model or spec.model.path, engine=args.engine)
+    for r in results:
+        print(r.summary())
+    if args.out:
+        Path(args.out).write_text(json.dumps([vars(r) for r in results], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="or1-train", description="Skywork-OR1 (MAGIC) RL trainer")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    validate = sub.add_parser("validate", help="check a run spec; prints OK or every error with its field path")
-    validate.add_argument("spec", help="run spec file (YAML or JSON)")
-    validate.set_defaults(func=_validate)
+    p = sub.add_parser("validate", help="check a run spec; prints OK or every error with its field path")
+    p.add_argument("spec", help="run spec file (YAML or JSON)")
+    p.set_defaults(func=_validate)
 
-    schema = sub.add_parser("schema", help="print the run spec's JSON schema")
-    schema.set_defaults(func=_schema)
+    p = sub.add_parser("schema", help="print the run spec's JSON schema")
+    p.set_defaults(func=_schema)
+
+    p = sub.add_parser("run", help="train a spec; writes metrics, events and checkpoints into --out")
+    p.add_argument("spec")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("init-model", help="build a small Qwen2 model with a locally trained tokenizer (HF format)")
+    p.add_argument("out")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--kv-heads", type=int, default=1)
+    p.add_argument("--max-positions", type=int, default=512)
+    p.add_argument("--vocab-size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_init_model)
+
+    p = sub.add_parser("distill", help="supervised warm start on worked solutions (any HF causal LM directory)")
+    p.add_argument("model")
+    p.add_argument("--data", help="JSONL/Parquet rows with a `solution` field; default: synthetic arithmetic")
+    p.add_argument("--levels", default="1-4", help="synthetic levels when --data is not given, e.g. 1-4")
+    p.add_argument("--out", help="output directory (default: overwrite MODEL)")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_distill)
+
+    p = sub.add_parser("eval", help="avg@k and pass@k of a model or checkpoint on the spec's eval sets")
+    p.add_argument("spec")
+    p.add_argument("--model", help="HF model directory or checkpoint model/ dir (default: the spec's model)")
+    p.add_argument("--engine", choices=["vllm", "hf"], help="rollout engine (default: the spec's)")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(func=_eval)
     return parser
 
 
@@ -43,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise: one clear line, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Actor engines: log-probs and PPO steps on the policy; `torch` now, `deepspeed` behind the same interface."""
