@@ -1,0 +1,40 @@
+"""Benchmark results: avg@k and pass@k, always stored with k, the sample count and the temperature.
+
+Results belong to a run (evaluated during training), to a checkpoint (evaluated afterwards) or to both;
+the numbers are only comparable together with k and the number of samples, so neither is optional.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from experiments.models.checkpoints import Checkpoint
+from experiments.models.runs import Run
+
+
+class EvaluationResult(models.Model):
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations")
+    checkpoint = models.ForeignKey(
+        Checkpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations"
+    )
+    benchmark = models.CharField(max_length=100)
+    k = models.PositiveSmallIntegerField(help_text="Samples per problem.")
+    num_samples = models.PositiveIntegerField(help_text="Problems x k: the samples behind the numbers.")
+    avg_at_k = models.FloatField(help_text="Mean accuracy over all k samples of every problem.")
+    pass_at_k = models.FloatField(null=True, blank=True, help_text="Unbiased pass@k (the Codex estimator).")
+    temperature = models.FloatField()
+    step = models.PositiveIntegerField(null=True, blank=True, help_text="Training step evaluated, if known.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["benchmark", "step", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(run__isnull=False) | models.Q(checkpoint__isnull=False),
+                name="evaluationresult_has_run_or_checkpoint",
+            )
+        ]
+        indexes = [models.Index(fields=["run", "benchmark", "step"], name="evalresult_run_bench_step")]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark} avg@{self.k}={self.avg_at_k:.3f}"

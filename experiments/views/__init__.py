@@ -1,0 +1,1 @@
+"""Server-rendered pages. Each lookup goes through ``visible_to(request.user)``: other teams' objects 404."""

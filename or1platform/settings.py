@@ -1,0 +1,251 @@
+"""OR1 Lab settings, all read from the environment (one module for every mode).
+
+Modes
+    Development (the default, and the embedded ``manage.py demo``): DEBUG on, SQLite under ``OR1_DATA_DIR``,
+    a Celery broker on the filesystem, so nothing but Python is needed.
+    Production: ``OR1_ENV=production`` or ``DJANGO_DEBUG=0``. DEBUG off, secure cookies, HSTS, SSL redirect;
+    the process refuses to start without ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS``, and passes
+    ``manage.py check --deploy`` with no warnings.
+
+Variables
+    OR1_ENV                     ``production`` selects production mode
+    DJANGO_DEBUG                ``0`` selects production mode too
+    DJANGO_SECRET_KEY           required in production
+    DJANGO_ALLOWED_HOSTS        comma list; required in production
+    DJANGO_CSRF_TRUSTED_ORIGINS comma list of origins (https://lab.example.org) behind a proxy
+    DJANGO_LOG_LEVEL            default INFO
+    DATABASE_URL                postgres://user:pass@host:5432/name or sqlite:///path; default: SQLite in the
+                                data dir
+    REDIS_URL                   redis://host:6379/0: the Celery broker when CELERY_BROKER_URL is not set
+    CELERY_BROKER_URL           overrides REDIS_URL; default ``filesystem://`` under ``<data dir>/broker``
+    CELERY_RESULT_BACKEND       default: the Redis broker, else files under ``<data dir>/celery-results``
+                                (results are ignored unless a task asks: the Run row is the source of truth)
+    OR1_DATA_DIR                default ``<repo>/var``
+    OR1_RUNS_DIR                default ``<data dir>/runs``
+    OR1_EXAMPLES_DIR            default ``<repo>/examples`` (read by ``manage.py load_examples``)
+    OR1_STATIC_ROOT             default ``<data dir>/static`` (``collectstatic`` target)
+    OR1_WORKER_QUEUES           comma list of Celery queues a worker consumes; default ``default``
+    OR1_LONGEST_TASK_S          the longest a Celery task may hold a message (default 7 days); the Redis
+                                visibility timeout is twice that, so a long task is never redelivered
+    OR1_SECURE_SSL_REDIRECT     default on in production; turn off only when a proxy redirects to HTTPS
+    OR1_TRUST_X_FORWARDED_PROTO trust the proxy's X-Forwarded-Proto header (only behind a proxy that sets it)
+    OR1_HSTS_SECONDS            default one year; OR1_HSTS_PRELOAD default on
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from or1platform.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+PRODUCTION = env_str("OR1_ENV", "development").lower() == "production" or not env_bool("DJANGO_DEBUG", True)
+DEBUG = not PRODUCTION
+
+DATA_DIR = env_path("OR1_DATA_DIR", BASE_DIR / "var")
+OR1_RUNS_DIR = env_path("OR1_RUNS_DIR", DATA_DIR / "runs")
+OR1_EXAMPLES_DIR = env_path("OR1_EXAMPLES_DIR", BASE_DIR / "examples")
+
+# ------------------------------------------------------------------------------------------- security
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Production mode (OR1_ENV=production or DJANGO_DEBUG=0) needs a "
+            "long random secret, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = "django-insecure-or1-lab-development-only-never-use-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is not set. In production list the host names this site is served under, "
+        "comma-separated (e.g. lab.example.org)."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("OR1_SECURE_SSL_REDIRECT", True)
+    # Load balancers and the container health check talk plain HTTP to this endpoint.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("OR1_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("OR1_HSTS_PRELOAD", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+    if not SECURE_SSL_REDIRECT:
+        # The operator said a proxy redirects to HTTPS; the check cannot see that.
+        SILENCED_SYSTEM_CHECKS = ["security.W008"]
+if env_bool("OR1_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# ------------------------------------------------------------------------------------------ application
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "experiments",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "or1platform.urls"
+WSGI_APPLICATION = "or1platform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ------------------------------------------------------------------------------------------- database
+
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": database_from_url(_database_url)}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "or1lab.sqlite3")}
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("OR1_DB_CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ----------------------------------------------------------------------------------------------- auth
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------------------------------- static files
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env_path("OR1_STATIC_ROOT", DATA_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed, compressed files need `collectstatic`; development serves the source files as they are.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# ----------------------------------------------------------------------------------------------- API
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OR1 Lab API",
+    "DESCRIPTION": "Experiments, runs, metrics and checkpoints of Skywork-OR1-style RL training.",
+    "VERSION": "1",
+}
+
+# -------------------------------------------------------------------------------------------- Celery
+# The Run row in the database is the source of truth for a run's state; Celery only carries work.
+
+_broker_url = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
+OR1_LONGEST_TASK_S = env_int("OR1_LONGEST_TASK_S", 7 * 24 * 3600)
+if _broker_url:
+    CELERY_BROKER_URL = _broker_url
+    # Redis redelivers a message not acknowledged within the visibility timeout; with acks_late a long task
+    # would run twice. Keep the timeout well above the longest task.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * OR1_LONGEST_TASK_S}
+else:
+    # A broker that needs no server and works across processes (web, worker, beat) on one machine.
+    _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    _broker_url if _broker_url.startswith("redis") else ""
+)
+if not CELERY_RESULT_BACKEND:
+    (DATA_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
+    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery-results'}"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+OR1_WORKER_QUEUES = env_list("OR1_WORKER_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
+
+# -------------------------------------------------------------------------------------------- logging
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,15 @@
+"""Top-level URLs: the pages of the experiments app, Django's login/logout, the admin and a health check."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from or1platform.health import healthz
+
+urlpatterns = [
+    path("", include("experiments.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+]
