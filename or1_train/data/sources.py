@@ -19,7 +19,8 @@ from pathlib import Path
 
 from or1_train.data.schema import Example, MalformedRow, parse_row
 
-FORMATS = ("auto", "jsonl", "parquet", "hf")
+# "or1" names OR1's released parquet files; `parse_row` already reads their schema, so it is parquet here.
+FORMATS = ("auto", "jsonl", "parquet", "hf", "or1")
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _MAX_ERROR_SAMPLES = 20
 
@@ -142,7 +143,7 @@ def _detect(path: Path) -> str:
 
 def _read_parquet_glob(pattern: str, format: str, name: str | None) -> SourceData:
     """A glob such as `data/train-*.parquet` (the Hub layout) names the shards of one split."""
-    if format not in ("auto", "parquet"):
+    if format not in ("auto", "parquet", "or1"):
         raise ValueError(f"{pattern}: a glob pattern can only name parquet files, not format {format!r}")
     files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     if not files or any(f.suffix != ".parquet" for f in files):
@@ -168,7 +169,7 @@ def read_source(path: str | Path, format: str = "auto", name: str | None = None)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset source not found: {path}")
-    kind = _detect(path) if format == "auto" else format
+    kind = _detect(path) if format == "auto" else ("parquet" if format == "or1" else format)
     out = _Collector(name or (path.name if path.is_dir() else path.stem))
     if kind == "jsonl":
         _read_jsonl(path, out)
