@@ -24,6 +24,7 @@ TORCH_INDEX_URL="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 PIP_VERSION=25.3
 PY="$VENV/bin/python"
 T0=$EPOCHREALTIME
+torch_version() { "$PY" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true; }
 say() { awk -v t0="$T0" -v now="$EPOCHREALTIME" -v msg="$*" 'BEGIN { printf "[install %6.1fs] %s\n", now - t0, msg }'; }
 
 if [ ! -x "$PY" ]; then
@@ -36,17 +37,17 @@ fi
 
 # ---------------------------------------------------------------- torch
 want="${TORCH_SPEC#torch==}"
-have=$("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)
+have=$(torch_version)
 if [ "$have" = "$want" ]; then
   say "torch $have already installed"
 elif [[ "$want" == *+cpu ]]; then
   # The configured indexes first (the on-disk wheel here); PyTorch's CPU index where they don't have it.
   "$PY" -m pip install -q "$TORCH_SPEC" ||
     "$PY" -m pip install -q --index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple "$TORCH_SPEC"
-  say "torch $("$PY" -c 'import torch; print(torch.__version__)') installed"
+  say "torch $(torch_version) installed"
 else
   "$PY" -m pip install -q "$TORCH_SPEC"
-  say "torch $("$PY" -c 'import torch; print(torch.__version__)') installed"
+  say "torch $(torch_version) installed"
 fi
 
 # ---------------------------------------------------------------- the project
@@ -72,4 +73,4 @@ fi
 
 "$PY" deploy/pins_satisfied.py pyproject.toml "$EXTRAS" ||
   { echo "some pins are still not satisfied (see above)" >&2; exit 1; }
-say "done: $("$PY" -c 'import torch; print("torch", torch.__version__)' 2>/dev/null || echo 'no torch')"
+say "done: torch $(torch_version)"
