@@ -60,6 +60,10 @@ def _read_env() -> dict[str, str]:
     return env
 
 
+def _api(env: dict[str, str]) -> str:
+    return env.get("SLURM_REST_API", "v0.0.38")
+
+
 def _unusable(reason: str):
     if IN_CI:
         pytest.fail(f"Slurm is required in CI: {reason}")
@@ -84,7 +88,7 @@ def slurm_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(slurm_env):
-    with SlurmClient.from_env({k: v for k, v in slurm_env.items() if k != "SLURM_JWT_KEY_FILE"}) as c:
+    with SlurmClient.from_env(slurm_env) as c:  # the env file's token
         yield c
 
 
@@ -137,16 +141,16 @@ def _wait_for(predicate, timeout_s: float = JOB_TIMEOUT_S, what: str = "conditio
 # ---------------------------------------------------------------- reachability and auth
 
 
-def test_ping(client):
+def test_ping(client, slurm_env):
     result = client.ping()
     assert result.ok, result
-    assert result.api_version == "v0.0.38" and result.slurm_release
+    assert result.api_version == _api(slurm_env) and result.slurm_release
     assert result.controllers[0].mode == "primary"
 
 
 def test_bad_token_is_an_auth_error(slurm_env):
     with SlurmClient(
-        slurm_env["SLURM_REST_URL"], "v0.0.38", slurm_env["SLURM_REST_USER"], token="not-a-jwt"
+        slurm_env["SLURM_REST_URL"], _api(slurm_env), slurm_env["SLURM_REST_USER"], token="not-a-jwt"
     ) as bad:
         with pytest.raises(SlurmAuthError) as info:
             bad.ping()
@@ -159,7 +163,7 @@ def test_token_signed_with_another_key_is_an_auth_error_on_every_call(slurm_env,
     """Submit and cancel see a dropped connection, a lookup "Unable to find JobId": still auth errors."""
     forged = mint_token(os.urandom(32), slurm_env["SLURM_REST_USER"], 600)
     url, user = slurm_env["SLURM_REST_URL"], slurm_env["SLURM_REST_USER"]
-    with SlurmClient(url, "v0.0.38", user, token=forged) as bad:
+    with SlurmClient(url, _api(slurm_env), user, token=forged) as bad:
         with pytest.raises(SlurmAuthError, match="rejected the credentials") as info:
             bad.submit(_request(workdir, partition, "true"))
         assert "Zero Bytes were transmitted or received" in str(info.value)
@@ -171,7 +175,7 @@ def test_token_signed_with_another_key_is_an_auth_error_on_every_call(slurm_env,
 
 def test_token_for_another_user_is_an_auth_error(slurm_env):
     with SlurmClient(
-        slurm_env["SLURM_REST_URL"], "v0.0.38", "root", token=slurm_env["SLURM_REST_TOKEN"]
+        slurm_env["SLURM_REST_URL"], _api(slurm_env), "root", token=slurm_env["SLURM_REST_TOKEN"]
     ) as bad:
         with pytest.raises(SlurmAuthError, match="'root'"):
             bad.ping()
@@ -183,7 +187,7 @@ def test_tokens_minted_from_the_cluster_key(slurm_env, workdir, partition):
         _unusable(f"the JWT key {key_file} is not readable by this user (it is root's)")
     user = slurm_env["SLURM_REST_USER"]
     with SlurmClient(
-        slurm_env["SLURM_REST_URL"], "v0.0.38", user, jwt_key=key_file, token_lifespan_s=120
+        slurm_env["SLURM_REST_URL"], _api(slurm_env), user, jwt_key=key_file, token_lifespan_s=120
     ) as minted:
         assert minted.ping().ok
         job_id = minted.submit(_request(workdir, partition, "id -un"))
@@ -212,7 +216,8 @@ def test_exit_3_is_failed_with_return_code_3(client, workdir, partition):
     info = client.wait(job_id, JOB_TIMEOUT_S)
     assert info.state == "FAILED" and info.reason == "NonZeroExitCode"
     assert info.exit.return_code == 3 and info.exit.signal is None
-    assert info.raw["exit_code"] == 768  # the raw wait status the adapter decoded
+    if client.adapter.version == "v0.0.38":
+        assert info.raw["exit_code"] == 768  # the raw wait status the adapter decoded
 
 
 def test_cancel_ends_the_job_and_its_processes(client, workdir, partition):
