@@ -50,7 +50,7 @@ class Experiment(models.Model):
 
     @property
     def spec_yaml(self) -> str:
-        return yaml.safe_dump(self.spec, sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(self.spec, sort_keys=False, allow_unicode=True, default_flow_style=None)
 
     @cached_property
     def _validation(self) -> tuple[RunSpec | None, list[FieldError]]:

@@ -248,3 +248,12 @@ def test_development_mode_fails_check_deploy(tmp_path):
     out = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING")
     assert out.returncode != 0
     assert "security.W018" in out.stderr + out.stdout  # DEBUG on
+
+
+def test_production_static_files_collect_into_a_hashed_manifest(tmp_path):
+    static_root = tmp_path / "static"
+    out = manage(tmp_path, "collectstatic", "--noinput", **production_env(OR1_STATIC_ROOT=str(static_root)))
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    for name in ("vendor/htmx.min.js", "css/or1.css", "admin/css/base.css"):
+        assert (static_root / manifest[name]).is_file() and (static_root / (manifest[name] + ".gz")).is_file()

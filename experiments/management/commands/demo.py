@@ -97,8 +97,13 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         children = self.start_services(host, int(port))
         try:
-            if not wait_for_port(host, int(port), 60.0, lambda: all(c.alive for c in children)):
+            if not wait_for_port(
+                host, int(port), 60.0, lambda: not stop.is_set() and all(c.alive for c in children)
+            ):
+                if stop.is_set():
+                    return
                 raise CommandError("the web server did not start; see its output above")
+            # Step 5: work that needs the running services (launching the CPU demo run) belongs here.
             url = f"http://{host}:{port}/"
             self.stdout.write(self.style.SUCCESS(f"OR1 Lab is running at {url}"))
             self.stdout.write(f"log in as {DEMO_USERNAME} / {password}  (admin: {url}admin/)")
