@@ -170,9 +170,7 @@ def extract_code(response: str) -> str | None:
     """The last ```python / ```py / bare ``` block after the last `</think>`, or None when there is none."""
     _, sep, tail = response.rpartition(THINK_END)
     text = tail if sep else response
-    blocks = [
-        m.group(2) for m in _FENCE.finditer(text) if (m.group(1).split() or [""])[0].lower() in _PYTHON_TAGS
-    ]
+    blocks = [m.group(2) for m in _FENCE.finditer(text) if (m.group(1).split() or [""])[0].lower() in _PYTHON_TAGS]
     return blocks[-1] if blocks else None
 
 
@@ -407,8 +405,9 @@ class CodeVerifier:
         self.fail_fast = fail_fast
         self._own_pool = pool is None
         self.pool = pool or SandboxPool(workers)
-        # Threads only wait on the pool's helpers; a few more than slots keep every slot busy.
-        self._threads = cf.ThreadPoolExecutor(self.pool.max_workers * 2, thread_name_prefix="code-reward")
+        # One thread per slot: a test starts only when a slot is about to be free, so `fail_fast` can still
+        # skip it after an earlier test of its problem failed.
+        self._threads = cf.ThreadPoolExecutor(self.pool.max_workers, thread_name_prefix="code-reward")
 
     def score(self, responses: Sequence[str], ground_truths: Sequence[str | dict]) -> list[CodeScore]:
         if len(responses) != len(ground_truths):

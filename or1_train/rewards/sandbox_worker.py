@@ -50,11 +50,7 @@ import time
 LEVELS = ("full", "userns", "uid", "hook")
 UID_BASE = 60000
 UID_SLOTS = 1000
-LOCK_DIR = (
-    "/run/lock/or1-sandbox"
-    if os.path.isdir("/run/lock")
-    else os.path.join(tempfile.gettempdir(), "or1-sandbox")
-)
+LOCK_DIR = "/run/lock/or1-sandbox" if os.path.isdir("/run/lock") else os.path.join(tempfile.gettempdir(), "or1-sandbox")
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -158,6 +154,8 @@ class Worker:
             if os.geteuid() != 0:
                 raise PermissionError(errno.EPERM, f"isolation {level!r} needs root")
             self._take_uid()
+        elif os.geteuid() == 0:
+            raise PermissionError(errno.EPERM, f"isolation {level!r} would run programs as root (use run_as)")
         if level in ("full", "userns"):
             self._enter_namespaces(userns=level == "userns")
         return level
@@ -188,10 +186,7 @@ class Worker:
         uid, gid = os.getuid(), os.getgid()
         # The interpreter's directories stay visible even under a hidden path: they are bound back.
         keep = sorted(
-            {
-                os.path.realpath(p)
-                for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(self.python))
-            }
+            {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(self.python))}
         )
         hide = {os.path.realpath(p) for p in self.cfg.get("hide_paths") or ()}
         if not userns:
@@ -252,9 +247,7 @@ class Worker:
             if head is None:
                 raise OSError(errno.ECHILD, "sandbox init did not start")
             b = struct.unpack("<q", head)[0]
-            os.write(
-                go_w, b"g"
-            )  # B is our child now (we are a subreaper): it may arm its parent-death signal
+            os.write(go_w, b"g")  # B is our child now (we are a subreaper): it may arm its parent-death signal
             deadline = t0 + lim["wall_s"]
             timed_out = not _wait_readable(st_r, deadline)
             if timed_out:
@@ -286,23 +279,17 @@ class Worker:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the helper dies -> this namespace dies
         _prctl(PR_SET_DUMPABLE, 0)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(
-                sig, signal.SIG_DFL
-            )  # as PID 1 with default handlers, signals from inside are dropped
+            signal.signal(sig, signal.SIG_DFL)  # as PID 1 with default handlers, signals from inside are dropped
         run_uid = self.uid if self.uid is not None else os.getuid()
         run_gid = self.uid if self.uid is not None else os.getgid()
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         size = f"size={lim['disk_bytes']},nr_inodes=4096"
-        _mount(
-            "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=0700,uid={run_uid},gid={run_gid}"
-        )
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=0700,uid={run_uid},gid={run_gid}")
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
         _write("/tmp/main.py", code)
         c = os.fork()
         if c == 0:
-            _child_guard(
-                lambda: self._exec_program("/tmp", fds, lim, [self.python, "-s", "-S", "-P", "main.py"])
-            )
+            _child_guard(lambda: self._exec_program("/tmp", fds, lim, [self.python, "-s", "-S", "-P", "main.py"]))
         cpu = 0.0
         while True:
             pid, status, ru = os.wait4(-1, 0)

@@ -25,7 +25,10 @@ from or1_train.rewards.sandbox import SandboxError, SandboxLimits, SandboxPool
 NOBODY = 65534
 ROOT = os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[2]
-LIMITS = SandboxLimits(wall_s=1.0, memory_mb=512, nproc=16)
+# Programs that should end by themselves get a generous wall clock (the host may be loaded); those that
+# should be killed get a short one.
+LIMITS = SandboxLimits(wall_s=10.0, memory_mb=512, nproc=16)
+SHORT = SandboxLimits(wall_s=1.0, memory_mb=512, nproc=16)
 
 
 def python_for_others() -> str | None:
@@ -86,12 +89,7 @@ def leftovers(pool: SandboxPool, marker: str) -> list[str]:
             continue
         try:
             uid = entry.stat().st_uid
-            cmd = (
-                Path(f"/proc/{entry.name}/cmdline")
-                .read_bytes()
-                .replace(b"\0", b" ")
-                .decode("ascii", "replace")
-            )
+            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode("ascii", "replace")
         except OSError:
             continue
         if uid in uids or marker in cmd:
@@ -125,9 +123,9 @@ while True:
         time.sleep(0.01)
 """
     t = time.monotonic()
-    res = pool.run(code, limits=LIMITS)
+    res = pool.run(code, limits=SHORT)
     assert res.timed_out and res.killed_reason == "timeout"
-    assert time.monotonic() - t < LIMITS.wall_s + 3
+    assert time.monotonic() - t < SHORT.wall_s + 5
     assert_contained(pool, marker)
 
 
@@ -141,9 +139,9 @@ def test_memory_hog_gets_memory_error(pool, marker):
 
 
 def test_infinite_loop_is_killed_at_the_wall_limit(pool, marker):
-    res = pool.run("while True:\n    pass", limits=LIMITS)
+    res = pool.run("while True:\n    pass", limits=SHORT)
     assert res.timed_out and res.killed_reason == "timeout" and res.returncode < 0
-    assert LIMITS.wall_s <= res.wall_s < LIMITS.wall_s + 1.0
+    assert SHORT.wall_s <= res.wall_s < SHORT.wall_s + 2.0
     assert_contained(pool, marker)
 
 
@@ -255,9 +253,10 @@ if os.fork() == 0:
 print("parent done")
 """
     res = pool.run(code, limits=LIMITS)
-    assert res.wall_s < LIMITS.wall_s  # the program itself ended: the daemon does not hold the run open
+    assert not res.timed_out  # the daemon does not hold the run open
+    # The audit-hook levels refuse the fork itself.
+    assert res.stdout == "parent done\n" or (pool.level in ("uid", "hook") and "PermissionError" in res.stderr)
     assert_contained(pool, f"60.{int(marker[-10:], 16)}")
-    assert not res.timed_out
 
 
 def test_hostile_code_scores_zero_and_leaves_nothing(pool, marker):
