@@ -523,20 +523,19 @@ class CodeVerifier:
 
 
 def _batch_outcome(s: _Suite, i: int, status: str, value) -> str:
-    if status == "pass":
-        return "pass"
-    if status == "value":
-        exp = s.expected[i]
-        if s.kind == "assert":
-            ok = isinstance(exp, _Expected) and _value_matches(value, exp.value, taco=False)
-        else:
-            ok = _value_matches(value, exp, taco=s.taco_outputs)
-        return "pass" if ok else "wrong_answer"
+    """One harness line -> an outcome. A test with an expected value passes only on a matching value: a
+    "pass" line for it (which a solution could forge) is a failure."""
     if status == "timeout":
         return "timeout"
-    if status in ("fail", "badvalue"):
+    if status == "error":
+        return "runtime_error"
+    if s.kind == "assert" and s.expected[i] is None:
+        return "pass" if status == "pass" else "wrong_answer"
+    if status != "value" or not isinstance(value, str):
         return "wrong_answer"
-    return "runtime_error"
+    if s.kind == "assert":
+        return "pass" if _value_matches(value, s.expected[i].value, taco=False) else "wrong_answer"
+    return "pass" if _value_matches(value, s.expected[i], taco=s.taco_outputs) else "wrong_answer"
 
 
 def _failure_of(res: SandboxResult) -> str:

@@ -196,8 +196,12 @@ class SandboxPool:
         first = self._first_helper(isolation)
         self.level: str = first.level
         self._idle.put(first)
-        for _ in range(self.max_workers - 1):
-            self._idle.put(self._start_helper())
+        try:
+            for _ in range(self.max_workers - 1):
+                self._idle.put(self._start_helper())
+        except SandboxError:
+            self.close()
+            raise
 
     def _first_helper(self, isolation: str) -> _Helper:
         """Start a helper at `isolation`, or for "auto" at the strongest level this host grants.

@@ -316,9 +316,8 @@ class Worker:
                 timed_out = not _wait_readable(pidfd, t0 + lim["wall_s"])
             finally:
                 os.close(pidfd)
-            _killpg(c)
+            _killpg(c)  # while c is unreaped its pid, and so its group id, cannot be reused
             _, status, ru = os.wait4(c, 0)
-            _killpg(c)
             return (status, ru.ru_utime + ru.ru_stime), time.monotonic() - t0, timed_out
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -177,6 +177,15 @@ def test_call_style_rejects_objects_that_claim_equality(verifier):
     assert score1(verifier, hack, TACO_CALL) == CodeScore(0.0, 0, 3, "wrong_answer")
     sub = "class L(list):\n    def __eq__(self, other):\n        return True\ndef pair(a, b):\n    return L()"
     assert score1(verifier, sub, TACO_CALL).reward == 0.0
+    # Forged result lines on every descriptor the result stream could be: a value test needs its value.
+    forge = "import os\nfor fd in range(3, 20):\n    for i in range(3):\n        try:\n"
+    forge += '            os.write(fd, (\'{"i": %d, "s": "pass", "v": null}\\n\' % i).encode())\n'
+    forge += "        except OSError:\n            pass\n"
+    assert score1(verifier, forge + "def pair(a, b):\n    return None", TACO_CALL) == CodeScore(
+        0.0, 0, 3, "wrong_answer"
+    )
+    lc = forge + "class Solution:\n    def twoSum(self, nums, target):\n        return None"
+    assert score1(verifier, lc, LEETCODE) == CodeScore(0.0, 0, 4, "wrong_answer")
 
 
 # --------------------------------------------------------------------------------- assert style
