@@ -32,5 +32,6 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "stages": stages,
             "mix": mix,
             "runs": experiment.runs.order_by("-created_at", "-id"),
+            "can_write": experiment.project.team.can_write(request.user),
         },
     )

@@ -89,7 +89,8 @@ def test_run_page_shows_status_stage_progress_and_events(client, alice, run):
     assert "4 / 5" in html
     assert "2 of 2: long (128 response tokens)" in html
     assert "queued -&gt; starting: submitted" in html and "starting -&gt; running" in html
-    assert 'hx-trigger="every 5s"' in html  # still polling while the run can change
+    # still polling while the run can change (and only while the tab is visible)
+    assert "hx-trigger=\"every 3s [document.visibilityState === 'visible']\"" in html
 
 
 def test_run_status_panel_stops_polling_once_the_run_is_finished(client, alice, run):
