@@ -3,6 +3,10 @@
 Views, the REST API and management commands call these and never each other, so a rule (a spec is validated
 by the trainer's own contract, a viewer cannot create anything, a run freezes its spec) is written once.
 
+Launching: ``launch_run`` creates the run and, once the transaction commits, sends the launch task to a worker
+host's queue (``workers/tasks.py``); ``cancel_run`` and ``relaunch_run`` go to the queue of the host the run
+is on. Celery only carries the work: the Run row is the source of truth, moved with ``Run.transition_to``.
+
 Errors:
     ``or1_train.spec.SpecError``  the spec is invalid; ``.errors`` lists each ``FieldError(path, message)``
     ``PermissionDenied``          the user's role in the team does not allow the change
@@ -82,14 +86,15 @@ def duplicate_experiment(
 
 
 @transaction.atomic
-def create_run(experiment: Experiment, *, user) -> Run:
-    """A queued run of ``experiment`` with its spec frozen (defaults filled in) and its stages planned.
+def create_run(experiment: Experiment, *, user, spec: dict[str, Any] | None = None) -> Run:
+    """A queued run of ``experiment`` (or of ``spec``) with its spec frozen (defaults filled in) and its
+    stages planned.
 
     Handing the run to a launcher is the caller's next step (after commit), so that a worker never sees a
-    run whose row is not yet visible.
+    run whose row is not yet visible; ``launch_run`` does both.
     """
     require_write(experiment.project.team, user)
-    parsed: RunSpec = parse_spec(experiment.spec)
+    parsed: RunSpec = parse_spec(experiment.spec if spec is None else spec)
     frozen = parsed.model_dump(mode="json")
     run = Run.objects.create(
         experiment=experiment,
@@ -117,3 +122,66 @@ def create_run(experiment: Experiment, *, user) -> Run:
         data={"to": RunStatus.QUEUED, "total_steps": run.total_steps},
     )
     return run
+
+
+#: Launchers this platform can start runs with, and the Celery task that starts each.
+LAUNCH_TASKS = {Run.Launcher.LOCAL: "workers.tasks.launch"}
+
+
+def launch_run(experiment: Experiment, user, *, spec: dict[str, Any] | None = None) -> Run:
+    """Create a queued run of ``experiment`` (or of ``spec``, e.g. the editor's unsaved edits) and launch it.
+
+    The spec is validated by the trainer's contract and frozen with every default; the environment record
+    (package versions, host, GPUs) is the web host's until the worker replaces it with its own. The launch
+    task is sent when the transaction commits, to the local launch queue (``OR1_LOCAL_LAUNCH_QUEUE``). The
+    run's ingestion token is issued by that task on the worker, so it never travels through the broker.
+    """
+    from workers.environment import environment_record
+
+    launcher = parse_spec(experiment.spec if spec is None else spec).resources.launcher
+    if launcher not in LAUNCH_TASKS:
+        raise ValidationError(
+            {"resources.launcher": f"this platform cannot launch {launcher!r} runs yet (available: local)"}
+        )
+    with transaction.atomic():
+        run = create_run(experiment, user=user, spec=spec)
+        run.environment = environment_record()
+        run.save(update_fields=["environment"])
+        transaction.on_commit(lambda: _send(LAUNCH_TASKS[launcher], run, settings.OR1_LOCAL_LAUNCH_QUEUE))
+    return run
+
+
+def cancel_run(run: Run, user) -> Run:
+    """Stop a run: a queued one is cancelled at once; a started one moves to ``cancelling`` and its host
+    sends the trainer SIGTERM (checkpoint and exit), then SIGKILL after ``OR1_CANCEL_GRACE_S``.
+
+    Raises InvalidTransition for a run that has already finished (or is already cancelling).
+    """
+    require_write(run.experiment.project.team, user)
+    if run.status == RunStatus.QUEUED:
+        run.transition_to(RunStatus.CANCELLED, reason=f"cancelled by {user} before it started")
+        return run
+    with transaction.atomic():
+        run.transition_to(RunStatus.CANCELLING, reason=f"cancel requested by {user}")
+        transaction.on_commit(lambda: _send("workers.tasks.cancel", run, worker_queue(run)))
+    return run
+
+
+def relaunch_run(run: Run, *, reason: str) -> Run:
+    """Put a run whose trainer was lost back in the queue (``restarts`` + 1) and launch it again with
+    ``--resume`` on the same host, whose run directory holds its checkpoints."""
+    with transaction.atomic():
+        run.transition_to(RunStatus.QUEUED, reason=reason)
+        transaction.on_commit(lambda: _send("workers.tasks.launch", run, worker_queue(run), resume=True))
+    return run
+
+
+def worker_queue(run: Run) -> str:
+    """The Celery queue of the host a run was started on (the launch queue before it has started)."""
+    return run.environment.get("worker_queue") or settings.OR1_LOCAL_LAUNCH_QUEUE
+
+
+def _send(task: str, run: Run, queue: str, **kwargs) -> None:
+    from or1platform.celery import app
+
+    app.send_task(task, args=[run.pk], kwargs=kwargs, queue=queue)

@@ -24,7 +24,16 @@ Variables
     OR1_RUNS_DIR                default ``<data dir>/runs``
     OR1_EXAMPLES_DIR            default ``<repo>/examples`` (read by ``manage.py load_examples``)
     OR1_STATIC_ROOT             default ``<data dir>/static`` (``collectstatic`` target)
-    OR1_WORKER_QUEUES           comma list of Celery queues a worker consumes; default ``default``
+    OR1_WORKER_QUEUE            this host's own Celery queue (launch, cancel and checks of the trainers it
+                                runs); default ``host.<hostname>``
+    OR1_WORKER_QUEUES           comma list of Celery queues a worker consumes; default ``default`` and
+                                OR1_WORKER_QUEUE
+    OR1_LOCAL_LAUNCH_QUEUE      where ``launch_run`` sends local runs; default OR1_WORKER_QUEUE (one host runs
+                                web and worker); name a GPU host's queue when the web tier runs elsewhere
+    OR1_PUBLIC_URL              how a trainer reaches the platform's ingestion API; default http://127.0.0.1:8000
+    OR1_CANCEL_GRACE_S          seconds a cancelled trainer gets to checkpoint after SIGTERM before SIGKILL (30)
+    OR1_RECONCILE_INTERVAL_S    how often beat checks the active runs (10)
+    OR1_INGEST_MAX_BYTES        largest ingestion request body (5 MB); OR1_INGEST_MAX_POINTS most points (10000)
     OR1_LONGEST_TASK_S          the longest a Celery task may hold a message (default 7 days); the Redis
                                 visibility timeout is twice that, so a long task is never redelivered
     OR1_SECURE_SSL_REDIRECT     default on in production; turn off only when a proxy redirects to HTTPS
@@ -34,6 +43,7 @@ Variables
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -241,7 +251,27 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-OR1_WORKER_QUEUES = env_list("OR1_WORKER_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
+# Each worker host also consumes a queue of its own: a trainer is a process on one host, so launching,
+# cancelling and checking it must happen there (workers/launchers/local.py).
+OR1_WORKER_QUEUE = env_str("OR1_WORKER_QUEUE", f"host.{socket.gethostname()}")
+OR1_WORKER_QUEUES = env_list("OR1_WORKER_QUEUES", [CELERY_TASK_DEFAULT_QUEUE, OR1_WORKER_QUEUE])
+OR1_LOCAL_LAUNCH_QUEUE = env_str("OR1_LOCAL_LAUNCH_QUEUE", OR1_WORKER_QUEUE)
+OR1_CANCEL_GRACE_S = env_int("OR1_CANCEL_GRACE_S", 30)
+OR1_RECONCILE_INTERVAL_S = env_int("OR1_RECONCILE_INTERVAL_S", 10)
+CELERY_BEAT_SCHEDULE = {
+    # Runs on beat's own host and fans out one check per worker host with active runs (workers/reconcile.py).
+    "reconcile-runs": {
+        "task": "workers.tasks.reconcile",
+        "schedule": float(OR1_RECONCILE_INTERVAL_S),
+        "options": {"queue": OR1_WORKER_QUEUE, "expires": float(OR1_RECONCILE_INTERVAL_S)},
+    }
+}
+
+# --------------------------------------------------------------------------------------------- ingestion
+
+OR1_PUBLIC_URL = env_str("OR1_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+OR1_INGEST_MAX_BYTES = env_int("OR1_INGEST_MAX_BYTES", 5 * 1024 * 1024)
+OR1_INGEST_MAX_POINTS = env_int("OR1_INGEST_MAX_POINTS", 10_000)
 
 # -------------------------------------------------------------------------------------------- logging
 

@@ -1,4 +1,5 @@
-"""Top-level URLs: the pages of the experiments app, Django's login/logout, the admin and a health check."""
+"""Top-level URLs: the pages of the experiments app, the trainer's ingestion API, Django's login/logout, the
+admin and a health check."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -8,6 +9,7 @@ from or1platform.health import healthz
 
 urlpatterns = [
     path("", include("experiments.urls")),
+    path("api/ingest/", include("experiments.api.ingest")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
