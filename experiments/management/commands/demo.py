@@ -6,10 +6,15 @@ Steps, in order (``handle`` reads as this list):
 3. create or refresh the demo user, owner of the Demo team, and print its login;
 4. start the web server, a Celery worker and Celery beat as child processes (the broker is the filesystem
    one from the settings unless REDIS_URL or CELERY_BROKER_URL says otherwise);
-5. once the web server answers: any work that needs the running services (the place to launch the CPU demo
-   run), then print the URL and the login;
+5. once the web server answers: launch the CPU demo run (the ``cpu-demo`` example) through ``launch_run``,
+   as the Launch button does, unless one is already active or ``--no-launch`` is given; then print the
+   URL, the login and the run's page. The worker starts the trainer, which builds the demo model on first
+   use (a few minutes on a laptop CPU) and then trains; the run page follows it live;
 6. supervise: Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL of its process group after
-   ``--stop-timeout``); if a child dies on its own the others are stopped and the command fails.
+   ``--stop-timeout``); if a child dies on its own the others are stopped and the command fails. Trainers
+   run detached from the worker (so a worker restart never kills a run), so the demo stops the runs on this
+   host first, while the web server can still take their last reports: each is asked to checkpoint and
+   stop (SIGTERM), SIGKILLed after ``OR1_CANCEL_GRACE_S``, and recorded as cancelled.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from experiments.actions import add_member
+from experiments.actions import add_member, launch_run
 from experiments.management.commands.load_examples import demo_project
-from experiments.models import Membership
+from experiments.models import Experiment, InvalidTransition, Membership, Run, RunStatus
 
 DEMO_USERNAME = "demo"
+DEMO_EXPERIMENT = "cpu-demo"
 
 
 @dataclass
@@ -54,6 +61,47 @@ def ensure_demo_user(password: str):
     user.save()
     add_member(demo_project().team, user, Membership.Role.OWNER)
     return user
+
+
+def launch_demo_run(user) -> tuple[Run, bool]:
+    """The active run of the CPU demo experiment, or a new one launched now; True when launched now."""
+    experiment = Experiment.objects.filter(project=demo_project(), name=DEMO_EXPERIMENT).first()
+    if experiment is None:
+        raise CommandError(f"there is no {DEMO_EXPERIMENT!r} example to launch (examples/cpu-demo.yaml)")
+    active = Run.objects.active().filter(experiment=experiment).first()
+    if active is not None:
+        return active, False
+    return launch_run(experiment, user), True
+
+
+def stop_local_runs(grace_s: float, log) -> None:
+    """Stop the trainers of this host's active local runs: SIGTERM, SIGKILL after ``grace_s``, record it."""
+    from workers.launchers import local
+    from workers.reconcile import active_local_runs, reconcile_run
+
+    for run in Run.objects.active().filter(launcher=Run.Launcher.LOCAL, status=RunStatus.QUEUED):
+        try:
+            run.transition_to(RunStatus.CANCELLED, reason="the demo was stopped before the run started")
+        except InvalidTransition:
+            pass
+    for run in active_local_runs(socket.gethostname()):
+        try:
+            if run.status != RunStatus.CANCELLING:
+                run.transition_to(RunStatus.CANCELLING, reason="the demo is stopping")
+        except InvalidTransition:
+            continue
+        run_dir = Path(run.run_dir)
+        if local.terminate(run_dir, run.pid):
+            log(f"stopping run {run.pk} (SIGTERM: checkpoint and stop)")
+            if not local.wait_until_stopped(run_dir, run.pid, grace_s):
+                log(f"run {run.pk} did not stop within {grace_s:g}s; killing it")
+                local.kill(run_dir)
+        run.refresh_from_db()
+        try:
+            reconcile_run(run)
+        except InvalidTransition:
+            pass  # the worker's reconciler recorded it first
+        log(f"run {run.pk}: {Run.objects.get(pk=run.pk).status}")
 
 
 def wait_for_port(host: str, port: int, timeout: float, alive) -> bool:
@@ -79,6 +127,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--stop-timeout", type=float, default=20.0, help="seconds to wait for a clean stop"
         )
+        parser.add_argument(
+            "--no-launch", action="store_true", help="do not launch the CPU demo run (serve the platform only)"
+        )
 
     def handle(self, *args, **options) -> None:
         host, _, port = options["addr"].rpartition(":")
@@ -90,7 +141,7 @@ class Command(BaseCommand):
         self.stdout.write("database migrated")
         call_command("load_examples", stdout=self.stdout)
         password = options["password"] or ("demo" if settings.DEBUG else secrets.token_urlsafe(12))
-        ensure_demo_user(password)
+        user = ensure_demo_user(password)
 
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -103,13 +154,20 @@ class Command(BaseCommand):
                 if stop.is_set():
                     return
                 raise CommandError("the web server did not start; see its output above")
-            # Step 5: work that needs the running services (launching the CPU demo run) belongs here.
             url = f"http://{host}:{port}/"
+            run = None
+            if not options["no_launch"]:
+                run, launched = launch_demo_run(user)
+                state = "launched" if launched else f"already {run.status}:"
+                self.stdout.write(f"{state} the CPU demo run {run.pk} ({run.total_steps} steps) on this worker")
             self.stdout.write(self.style.SUCCESS(f"OR1 Lab is running at {url}"))
             self.stdout.write(f"log in as {DEMO_USERNAME} / {password}  (admin: {url}admin/)")
+            if run is not None:
+                self.stdout.write(f"watch the demo run at {url}runs/{run.pk}/ (trainer log: {run.run_dir}/trainer.log)")
             self.stdout.write("press Ctrl-C to stop")
             self.supervise(children, stop)
         finally:
+            stop_local_runs(settings.OR1_CANCEL_GRACE_S, self.stdout.write)
             self.stop_all(children)
 
     def start_services(self, host: str, port: int) -> list[Child]:
@@ -140,7 +198,9 @@ class Command(BaseCommand):
             "beat": [*celery, "beat", "--loglevel=INFO"],
         }
         env = os.environ | {
-            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "or1platform.settings")
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "or1platform.settings"),
+            # The trainers the worker starts report to this web server.
+            "OR1_PUBLIC_URL": os.environ.get("OR1_PUBLIC_URL") or f"http://{host}:{port}",
         }
         children = []
         for name, command in commands.items():
