@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(sandbox_worker.__file__).resolve()
 # How long past a run's own wall limit the trainer waits for its helper before declaring it hung.
-HELPER_GRACE_S = 10.0
+HELPER_GRACE_S = 30.0
 _WEAK = ("uid", "hook")
 _LEVEL_CACHE: dict[tuple, str] = {}
 

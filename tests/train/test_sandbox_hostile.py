@@ -263,9 +263,9 @@ def test_hostile_code_scores_zero_and_leaves_nothing(pool, marker):
     verifier = CodeVerifier(timeout_s=0.5, memory_mb=512, pool=pool)
     fence = "```"
     bodies = [
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
         "x = bytearray(10 * 1024**3)",
         "import os\nos.kill(os.getppid(), 9)",
+        "import os\nos.system('kill -9 -1; echo 1')",
     ]
     gt = '{"inputs": ["1\\n"], "outputs": ["1\\n"]}'
     scores = verifier.score([f"</think>{fence}python\n{b}\n{fence}" for b in bodies], [gt] * len(bodies))
