@@ -128,7 +128,11 @@ class _Helper:
         self.uid: int | None = hello["uid"]
 
     def call(self, req: dict, deadline: float) -> dict:
-        write_frame(self.proc.stdin.fileno(), req)
+        try:
+            write_frame(self.proc.stdin.fileno(), req)
+        except OSError as e:  # the helper is gone (broken pipe)
+            self.kill()
+            raise SandboxError(f"sandbox helper is gone: {e}") from e
         return self._read(deadline)
 
     def _read(self, deadline: float) -> dict:
@@ -290,6 +294,8 @@ class SandboxPool:
     def _replace(self, dead: _Helper) -> None:
         with self._lock:
             self._helpers.remove(dead)
+            if self._closed:
+                return
         try:
             self._idle.put(self._start_helper())
         except SandboxError:
