@@ -50,7 +50,8 @@ SOURCE_OPTIONS = ("synthetic", "difficulty")
 
 
 def _text(label: str, help_text: str = "", rows: int | None = None) -> forms.CharField:
-    widget = forms.Textarea(attrs={"rows": rows, "spellcheck": "false"}) if rows else forms.TextInput()
+    code = {"rows": rows, "spellcheck": "false", "wrap": "off", "class": "code"}
+    widget = forms.Textarea(attrs=code) if rows else forms.TextInput()
     return forms.CharField(required=False, strip=True, label=label, help_text=help_text, widget=widget)
 
 
@@ -222,7 +223,9 @@ class SpecEditor:
                 initial = s.form.initial_from(values)
                 if s.key == "evaluation":
                     sets = values.get("sets") or []
-                    initial["sets"] = yaml.safe_dump(sets, sort_keys=False, width=10**6) if sets else ""
+                    initial["sets"] = (
+                        yaml.safe_dump(sets, sort_keys=False, default_flow_style=None, width=10**6) if sets else ""
+                    )
                 self.sections[s.key] = s.form(prefix=s.key, initial=initial)
         if data is not None:
             for form in self._all_forms():
