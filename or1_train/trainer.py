@@ -26,6 +26,7 @@ import torch
 from or1_train import checkpoint as ckpt
 from or1_train.algo.advantages import group_advantages, group_stats, informative_group_mask
 from or1_train.algo.entropy_control import EntropyController
+from or1_train.behaviour import behaviour_metrics
 from or1_train.bootstrap import ensure_inputs
 from or1_train.data.mix import MixSampler
 from or1_train.data.schema import Example
@@ -257,6 +258,14 @@ class Trainer:
                 "batch/solve_all": float(stats["solve_all"]),
                 "batch/groups": float(len(groups)),
             }
+        )
+        m.update(
+            behaviour_metrics(
+                [s.text for grp in groups for s in grp.samples],
+                lengths,
+                truncated,
+                [grp.example.data_source for grp in groups for _ in grp.samples],
+            )
         )
         for grp in groups:
             if all(r >= 1.0 for r in grp.rewards):

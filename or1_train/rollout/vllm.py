@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     import torch
 
 
+#: vLLM's CPU default batch of sequences, made explicit so the token budget below can be sized from it
+_CPU_MAX_NUM_SEQS = 256
+
+
 class VllmEngine(RolloutEngine):
     """vLLM engine; one request per (prompt, sample) so each sample has its own seed.
 
@@ -87,6 +91,12 @@ class VllmEngine(RolloutEngine):
             kwargs["enable_sleep_mode"] = self.sleep_enabled
         if max_num_seqs is not None:
             kwargs["max_num_seqs"] = max_num_seqs
+        if not on_gpu:
+            # A seeded request whose prompt is prefilled in chunks makes vLLM rewind its sampling generator
+            # (`set_offset`), which CPU generators do not support ("CPU Generator does not use offset"). A
+            # token budget that holds every running sequence whole means no prompt is ever split.
+            kwargs["max_num_batched_tokens"] = max(8192, (max_num_seqs or _CPU_MAX_NUM_SEQS) * max_model_len)
+            kwargs.setdefault("max_num_seqs", _CPU_MAX_NUM_SEQS)
         self._llm = LLM(**kwargs)
         self.tokenizer = self._llm.get_tokenizer()
         self.stop_ids = stop_token_ids(self.model_dir, self.tokenizer)
