@@ -33,5 +33,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "experiments/home.html",
-        {"memberships": memberships, "projects": projects, "experiments": experiments, "runs": runs[:RECENT]},
+        {
+            "memberships": memberships,
+            "projects": projects,
+            "experiments": experiments,
+            "runs": runs[:RECENT],
+            "writable_teams": {m.team_id for m in memberships if m.role in Membership.WRITE_ROLES},
+        },
     )

@@ -68,6 +68,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     expect(page.locator("#share-0")).to_have_text("50.0%")
     expect(page.locator("#n-sgd-1")).to_have_text("1")
     expect(page.locator("[data-total-steps]")).to_have_text("40 steps in all")
+    page.evaluate("window.sameDocument = true")  # gone if a row operation reloaded the page instead of htmx
 
     # Shares follow the weights as they are typed.
     page.fill("#id_sources-0-weight", "3")
@@ -103,6 +104,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     expect(page.locator("#id_stages-2-name")).to_have_value("long")
     page.click("button[title='Move stage 2 down']")
     expect(page.locator("#id_stages-2-name")).to_have_value("longest")
+    assert page.evaluate("window.sameDocument === true"), "a row operation reloaded the page"
     page.click("#advanced > summary")
     expect(page.locator("#id_loss-clip_low")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "editor.png"), full_page=True)

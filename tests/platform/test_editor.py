@@ -453,7 +453,8 @@ def viewer(make_user, team):
 
 def test_a_viewer_can_neither_edit_nor_launch(client, viewer, project, experiment):
     client.force_login(viewer)
-    assert client.get(reverse("experiment-new", args=[project.pk])).status_code == 403
+    refused = client.get(reverse("experiment-new", args=[project.pk]))
+    assert refused.status_code == 403 and "viewers see everything but cannot create" in refused.content.decode()
     assert client.get(new_url(project)).status_code == 403
     assert client.post(new_url(project), {"name": "x"}).status_code == 403
     assert client.get(reverse("experiment-duplicate", args=[experiment.pk])).status_code == 403
@@ -462,6 +463,22 @@ def test_a_viewer_can_neither_edit_nor_launch(client, viewer, project, experimen
     detail = client.get(reverse("experiment-detail", args=[experiment.pk])).content.decode()
     assert reverse("experiment-launch", args=[experiment.pk]) not in detail
     assert reverse("experiment-duplicate", args=[experiment.pk]) not in detail
+    assert reverse("experiment-new", args=[project.pk]) not in client.get(reverse("home")).content.decode()
+
+
+def test_home_links_each_writable_project_to_the_editor(logged_in, project):
+    assert reverse("experiment-new", args=[project.pk]) in logged_in.get(reverse("home")).content.decode()
+
+
+def test_a_spec_for_a_launcher_not_wired_up_yet_is_saved_but_not_launched(logged_in, project):
+    page = page_of(logged_in.get(new_url(project)))
+    saved = logged_in.post(new_url(project), page.fields | {"resources-launcher": "slurm", "name": "on-slurm"})
+    assert saved.status_code == 302
+    experiment = Experiment.objects.get(name="on-slurm")
+    assert experiment.spec["resources"]["launcher"] == "slurm"
+    response = logged_in.post(reverse("experiment-launch", args=[experiment.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("experiment-detail", args=[experiment.pk])
+    assert "Cannot launch" in response.content.decode() and not Run.objects.exists()
 
 
 def test_another_teams_project_and_experiment_are_404(client, make_user, project, experiment):
