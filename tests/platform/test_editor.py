@@ -496,3 +496,27 @@ def test_another_teams_project_and_experiment_are_404(client, make_user, project
 def test_the_editor_needs_a_login(client, project):
     response = client.get(new_url(project))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+# ---------------------------------------------------------------------------------------- no drift
+
+
+def test_every_field_of_the_spec_has_a_place_in_the_editor():
+    """A field added to the spec shows up in the editor by itself (the forms are generated from the models);
+    a new section or list has to be placed, and this test says so."""
+    from experiments.forms import editor as e
+    from or1_train.spec import DataMix, RunSpec
+
+    placed = {"model", "data", "stages"} | {s.key for s in e.SECTIONS}
+    assert set(RunSpec.model_fields) == placed | set(e.GeneralForm.fields_info)
+
+    def not_generated(form) -> set[str]:
+        return set(form.spec_model.model_fields) - set(form.fields_info)
+
+    assert not_generated(e.ModelForm) == {"bootstrap"}  # the bootstrap form
+    assert not_generated(e.SourceForm) == set(e.SOURCE_OPTIONS)  # the options box
+    assert set(DataMix.model_fields) == {"sources"}  # the sources formset
+    assert not_generated(e.BootstrapForm) == set() and not_generated(e.StageForm) == set()
+    for section in e.SECTIONS:
+        expected = {"sets"} if section.key == "evaluation" else set()  # the evaluation sets box
+        assert not_generated(section.form) == expected, section.key
