@@ -14,6 +14,7 @@ Variables
     DJANGO_ALLOWED_HOSTS        comma list; required in production
     DJANGO_CSRF_TRUSTED_ORIGINS comma list of origins (https://lab.example.org) behind a proxy
     DJANGO_LOG_LEVEL            default INFO
+    OR1_LOG_FORMAT              ``json`` (the production default: one JSON object per line on stdout) or ``plain``
     DATABASE_URL                postgres://user:pass@host:5432/name or sqlite:///path; default: SQLite in the
                                 data dir
     REDIS_URL                   redis://host:6379/0: the Celery broker when CELERY_BROKER_URL is not set
@@ -89,8 +90,8 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("OR1_SECURE_SSL_REDIRECT", True)
-    # Load balancers and the container health check talk plain HTTP to this endpoint.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load balancers and container health checks talk plain HTTP to the health endpoints.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = env_int("OR1_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("OR1_HSTS_PRELOAD", True)
@@ -273,12 +274,35 @@ OR1_PUBLIC_URL = env_str("OR1_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 OR1_INGEST_MAX_BYTES = env_int("OR1_INGEST_MAX_BYTES", 5 * 1024 * 1024)
 OR1_INGEST_MAX_POINTS = env_int("OR1_INGEST_MAX_POINTS", 10_000)
 
-# -------------------------------------------------------------------------------------------- logging
-
+# --- logging (issue 10: deployment) ------------------------------------------------------------------
+# Production writes one JSON object per line (or1platform/jsonlog.py) to stdout, where the container runtime
+# or systemd collects it and a log collector parses it as is; development keeps readable text on stderr.
+# OR1_LOG_FORMAT=json|plain overrides the mode's format. Django's own loggers are re-declared without
+# handlers so that their records reach the console once, through the root logger.
+OR1_LOG_FORMAT = env_str("OR1_LOG_FORMAT", "json" if PRODUCTION else "plain")
+if OR1_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"OR1_LOG_FORMAT={OR1_LOG_FORMAT!r} is not one of json, plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "or1platform.jsonlog.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout" if PRODUCTION else "ext://sys.stderr",
+            "formatter": OR1_LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"level": env_str("DJANGO_LOG_LEVEL", "INFO"), "propagate": True},
+        # One INFO line per HTTP request: Slurm polls and readiness pings would drown everything else.
+        "httpx": {"level": "WARNING"},
+    },
 }
+# A Celery worker replaces the root logger's handlers with its own text format unless told not to.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = OR1_LOG_FORMAT != "json"
+# --- end of logging -----------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Top-level URLs: the pages of the experiments app, the trainer's ingestion API, Django's login/logout, the
-admin and a health check."""
+admin, and the liveness and readiness checks (``or1platform/health.py``)."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from or1platform.health import healthz
+from or1platform.health import healthz, readyz
 
 urlpatterns = [
     path("", include("experiments.urls")),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]
