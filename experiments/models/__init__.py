@@ -1,15 +1,20 @@
 """The experiments app's models, one module per concept."""
 
+from experiments.models.audit import AuditEntry
 from experiments.models.checkpoints import Checkpoint
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
 from experiments.models.metrics import MetricPoint
 from experiments.models.runs import InvalidTransition, Run, RunEvent, RunStatus, StageRecord
-from experiments.models.sweeps import Sweep
+from experiments.models.sharing import Share
+from experiments.models.sweeps import Sweep, SweepPoint
 from experiments.models.teams import Membership, Project, Team
+from experiments.models.tokens import ApiToken
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
     "Checkpoint",
     "DatasetMix",
     "DatasetMixEntry",
@@ -23,7 +28,9 @@ __all__ = [
     "Run",
     "RunEvent",
     "RunStatus",
+    "Share",
     "StageRecord",
     "Sweep",
+    "SweepPoint",
     "Team",
 ]
