@@ -3,11 +3,13 @@
 It is read without importing torch (the web tier must stay light and a CUDA probe can take seconds): package
 versions come from the installed distributions' metadata and GPUs from ``nvidia-smi`` when it is there.
 ``launch_run`` records the web host's view; the launch task replaces it with the worker's, where the
-trainer actually runs.
+trainer actually runs. ``image`` is the container image the process runs in: the images of ``deploy/`` set
+``OR1_IMAGE_TAG`` to the tag they were built as (None outside a container).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import socket
@@ -66,4 +68,5 @@ def environment_record() -> dict:
         "platform": platform.platform(),
         "packages": package_versions(),
         "gpus": gpus(),
+        "image": os.environ.get("OR1_IMAGE_TAG") or None,
     }
