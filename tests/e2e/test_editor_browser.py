@@ -47,6 +47,12 @@ def browser_page(monkeypatch):
         page = browser.new_page(viewport={"width": 1360, "height": 900})
         page.set_default_timeout(10_000)
         yield page
+        # While Playwright's event loop runs in this thread, asgiref keeps Django's connections per context,
+        # so the test body got a connection of its own, apart from the fixtures' one: close it while that
+        # context is current, or it stays open and blocks dropping the test database.
+        from django.db import connections
+
+        connections.close_all()
         browser.close()
 
 
