@@ -23,7 +23,7 @@ def ensure_synthetic(path: Path, task: SyntheticTask) -> bool:
         return False
     from or1_train.data.synthetic import write_dataset
 
-    write_dataset(path, task.num_problems, task.levels, task.seed)
+    write_dataset(path, task.num_problems, task.levels, task.seed, max_value=task.max_value)
     return True
 
 
@@ -49,7 +49,12 @@ def ensure_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None] = 
     init_model(staging, config, corpus_for_tokenizer(boot.seed, TOKENIZER_CORPUS))
     if boot.distill_steps:
         solutions = write_dataset(
-            staging / "distill.jsonl", DISTILL_PROBLEMS, boot.distill_levels, boot.seed + 7, with_solutions=True
+            staging / "distill.jsonl",
+            DISTILL_PROBLEMS,
+            boot.distill_levels,
+            boot.seed + 7,
+            with_solutions=True,
+            max_value=boot.distill_max_value,
         )
         log(f"warm-starting it on worked solutions ({boot.distill_steps} steps)")
         distill(staging, solutions, staging, steps=boot.distill_steps, lr=boot.distill_lr, seed=boot.seed)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
+Level = Annotated[int, Field(ge=1, le=8)]  # the synthetic task's levels (steps per problem)
 
 #: head dimensions the vLLM CPU attention backend accepts (runtime notes §1).
 VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -56,8 +57,11 @@ class ModelBootstrap(_Section):
     max_positions: PositiveInt = 512
     vocab_size: PositiveInt = 512
     distill_steps: NonNegativeInt = 200
-    distill_levels: tuple[PositiveInt, PositiveInt] = (1, 4)
+    distill_levels: tuple[Level, Level] = (1, 4)
     distill_lr: Annotated[float, Field(gt=0)] = 3e-3
+    distill_max_value: Annotated[int, Field(ge=40)] = Field(
+        default=999, description="Largest value in the warm-up problems (the task's number range)."
+    )
     seed: int = 0
 
     @property
@@ -84,7 +88,10 @@ class SyntheticTask(_Section):
 
     task: Literal["arith"] = "arith"
     num_problems: PositiveInt = 2000
-    levels: tuple[PositiveInt, PositiveInt] = (1, 4)
+    levels: tuple[Level, Level] = (1, 4)
+    max_value: Annotated[int, Field(ge=40)] = Field(
+        default=999, description="Every intermediate value stays in 0..max_value: smaller is easier."
+    )
     seed: int = 0
 
 
