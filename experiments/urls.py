@@ -1,5 +1,6 @@
 from django.urls import path
 
+from experiments.views import dashboards
 from experiments.views.editor import experiment_duplicate, experiment_new
 from experiments.views.experiments import experiment_detail
 from experiments.views.home import home
@@ -27,4 +28,15 @@ urlpatterns = [
     path("runs/<int:pk>/events/", run_events, name="run-events"),
     path("runs/<int:pk>/log/", run_log, name="run-log"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run-cancel"),
+]
+
+# Dashboards: live charts, alerts and rollouts of a run; the comparison dashboard and its saved views.
+urlpatterns += [
+    path("runs/<int:pk>/charts/", dashboards.run_charts, name="run-charts"),
+    path("runs/<int:pk>/alerts/", dashboards.run_alerts, name="run-alerts"),
+    path("runs/<int:pk>/rollouts/", dashboards.run_rollouts, name="run-rollouts"),
+    path("compare/", dashboards.compare, name="compare"),
+    path("compare/data/", dashboards.compare_data, name="compare-data"),
+    path("compare/save/", dashboards.compare_save, name="compare-save"),
+    path("compare/views/<int:pk>/", dashboards.saved_view, name="compare-view"),
 ]

@@ -306,3 +306,34 @@ LOGGING = {
 # A Celery worker replaces the root logger's handlers with its own text format unless told not to.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = OR1_LOG_FORMAT != "json"
 # --- end of logging -----------------------------------------------------------------------------------
+
+# --- dashboards and health alerts (issue 5: experiments/dashboards/, experiments/alerts.py) --------------
+# Charts never receive more than about this many points per series; a zoomed range that spans fewer steps
+# comes at full resolution.
+OR1_CHART_MAX_POINTS = env_int("OR1_CHART_MAX_POINTS", 2000)
+# The health rules, checked by the beat task experiments.alerts.check_runs every OR1_ALERT_CHECK_INTERVAL_S.
+# "Steps" are logged training steps. An alert clears when its rule has not held for half as many steps.
+OR1_ALERT_CHECK_INTERVAL_S = env_int("OR1_ALERT_CHECK_INTERVAL_S", 30)
+# Entropy collapse: the controlled entropy signal below FRACTION x entropy.target for STEPS steps in a row.
+OR1_ALERT_ENTROPY_COLLAPSE_FRACTION = float(env_str("OR1_ALERT_ENTROPY_COLLAPSE_FRACTION", "0.5"))
+OR1_ALERT_ENTROPY_COLLAPSE_STEPS = env_int("OR1_ALERT_ENTROPY_COLLAPSE_STEPS", 10)
+# Entropy explosion: above MULTIPLE x entropy.target for STEPS steps in a row.
+OR1_ALERT_ENTROPY_EXPLOSION_MULTIPLE = float(env_str("OR1_ALERT_ENTROPY_EXPLOSION_MULTIPLE", "2.0"))
+OR1_ALERT_ENTROPY_EXPLOSION_STEPS = env_int("OR1_ALERT_ENTROPY_EXPLOSION_STEPS", 10)
+# The controller's coefficient at entropy.max_coef for STEPS steps in a row: it cannot push any harder.
+OR1_ALERT_COEF_PINNED_STEPS = env_int("OR1_ALERT_COEF_PINNED_STEPS", 20)
+# A running run with no new metric for the longer of MINUTES and STEP_MULTIPLE x its median step time.
+OR1_ALERT_STALL_MINUTES = env_int("OR1_ALERT_STALL_MINUTES", 30)
+OR1_ALERT_STALL_STEP_MULTIPLE = env_int("OR1_ALERT_STALL_STEP_MULTIPLE", 5)
+# Rising truncation, within the current stage: the mean clip ratio of the last WINDOW steps is at least
+# MIN_RATIO and at least RISE above the mean of the WINDOW steps before.
+OR1_ALERT_TRUNCATION_WINDOW = env_int("OR1_ALERT_TRUNCATION_WINDOW", 10)
+OR1_ALERT_TRUNCATION_RISE = float(env_str("OR1_ALERT_TRUNCATION_RISE", "0.1"))
+OR1_ALERT_TRUNCATION_MIN_RATIO = float(env_str("OR1_ALERT_TRUNCATION_MIN_RATIO", "0.2"))
+# plotly.js comes from the installed plotly package (experiments/dashboards/staticfinder.py), not a CDN.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "experiments.dashboards.staticfinder.PlotlyFinder",
+]
+# --- end of dashboards and health alerts --------------------------------------------------------------

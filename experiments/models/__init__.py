@@ -1,7 +1,9 @@
 """The experiments app's models, one module per concept."""
 
+from experiments.models.alerts import RunAlert
 from experiments.models.audit import AuditEntry
 from experiments.models.checkpoints import Checkpoint
+from experiments.models.dashboards import SavedView
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
@@ -26,8 +28,10 @@ __all__ = [
     "MetricPoint",
     "Project",
     "Run",
+    "RunAlert",
     "RunEvent",
     "RunStatus",
+    "SavedView",
     "Share",
     "StageRecord",
     "Sweep",

@@ -1,0 +1,255 @@
+"""Reading chart series from the metric table: downsampled ranges, live increments, the x-axis maps.
+
+Every read goes through the (run, name, step) index. ``read`` first finds each series' step range with two
+index probes per series, plans one set of buckets for the whole request (so runs compared side by side share
+bucket boundaries and can be averaged bucket by bucket), then either fetches every point (a range no wider
+than the budget) or aggregates buckets. On PostgreSQL the aggregation is one ``GROUP BY`` query: the lowest and
+highest point of a bucket come from ``min``/``max`` over ``ARRAY[value, step]`` (arrays compare element by
+element), so no window function or second pass is needed and only the bucket rows leave the database. On other
+databases (the embedded SQLite demo) the same arithmetic runs in Python (``downsample.aggregate``).
+
+Non-finite values (NaN, +-inf: a diverged loss) are left out of charts; the run page's tiles still show them.
+
+Two pseudo-series make the x axes other than "step" possible without shipping a time stamp with every point:
+``CLOCK`` is the wall time of each step (the ``wall_time`` of ``critic/score/mean``, logged at every step,
+skipped ones included) and ``TOKENS`` is ``perf/total_tokens``. Both only grow with the step, so a page maps any
+step to a time or a token count by interpolating them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+
+from experiments.dashboards.downsample import Bucket, Buckets, Downsampled, aggregate, assemble, exact, plan
+from experiments.models import MetricPoint
+from experiments.runstats import RATE_METRIC
+
+CLOCK = "~clock"
+TOKENS = "perf/total_tokens"
+
+Key = tuple[int, str]  # run id, series name
+
+
+def budget() -> int:
+    return settings.OR1_CHART_MAX_POINTS
+
+
+def _source(name: str) -> tuple[str, str]:
+    """The stored metric and column behind a series name."""
+    return (RATE_METRIC, "wall_time") if name == CLOCK else (name, "value")
+
+
+@dataclass
+class SeriesSet:
+    """The answer to one ``read``: shared buckets and each (run, name) series that has points."""
+
+    buckets: Buckets | None
+    series: dict[Key, Downsampled]
+
+
+def step_ranges(run_ids: Sequence[int], names: Sequence[str]) -> dict[Key, tuple[int, int]]:
+    """(first step, last step) of each (run, series) that has points: two index probes per series."""
+    keys = [(run_id, name) for run_id in run_ids for name in names]
+    if not keys:
+        return {}
+    table = MetricPoint._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(keys))
+    sql = (
+        f"SELECT k.column1, k.column2, "
+        f"(SELECT min(step) FROM {table} WHERE run_id = k.column1 AND name = k.column2), "
+        f"(SELECT max(step) FROM {table} WHERE run_id = k.column1 AND name = k.column2) "
+        f"FROM (VALUES {values}) AS k"
+    )
+    params = [item for run_id, name in keys for item in (run_id, _source(name)[0])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = {}
+    for (run_id, name), (_, _, first, last) in zip(keys, rows):
+        if first is not None:
+            found[(run_id, name)] = (first, last)
+    return found
+
+
+def read(
+    run_ids: Sequence[int],
+    names: Sequence[str],
+    *,
+    lo: int | None = None,
+    hi: int | None = None,
+    max_points: int | None = None,
+) -> SeriesSet:
+    """Each (run, name) series over ``lo..hi`` (default: everything), at most about ``max_points`` points."""
+    max_points = max_points or budget()
+    ranges = step_ranges(run_ids, names)
+    if not ranges:
+        return SeriesSet(None, {})
+    first = min(r[0] for r in ranges.values()) if lo is None else lo
+    last = max(r[1] for r in ranges.values()) if hi is None else hi
+    buckets = plan(first, last, max_points)
+    keys = [key for key, (a, b) in ranges.items() if b >= buckets.lo and a <= buckets.hi]
+    by_column: dict[str, list[Key]] = defaultdict(list)
+    for key in keys:
+        by_column[_source(key[1])[1]].append(key)
+    out: dict[Key, Downsampled] = {}
+    for column, column_keys in by_column.items():
+        if buckets.raw:
+            for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
+                out[key] = exact(points)
+        elif connection.vendor == "postgresql":
+            for key, rows in _sql_buckets(column_keys, column, buckets).items():
+                out[key] = assemble(rows)
+        else:
+            for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
+                out[key] = assemble(aggregate(points, buckets))
+    return SeriesSet(buckets, {key: out[key] for key in keys if key in out and out[key].count})
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _points(keys: Sequence[Key], column: str, lo: int, hi: int) -> dict[Key, list[tuple[int, float]]]:
+    """Every finite point of the series in ``lo..hi``, by step."""
+    wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
+    rows = (
+        MetricPoint.objects.filter(
+            run_id__in={k[0] for k in keys}, name__in={n for _, n in wanted}, step__gte=lo, step__lte=hi
+        )
+        .order_by("run_id", "name", "step")
+        .values_list("run_id", "name", "step", column)
+    )
+    out: dict[Key, list[tuple[int, float]]] = defaultdict(list)
+    for run_id, name, step, value in rows.iterator(chunk_size=5000):
+        series = wanted.get((run_id, name))
+        if series is not None and _finite(value):
+            out[(run_id, series)].append((step, value))
+    return out
+
+
+def _sql_buckets(keys: Sequence[Key], column: str, buckets: Buckets) -> dict[Key, list[Bucket]]:
+    """Bucket aggregates computed by PostgreSQL: one row per (run, name, bucket)."""
+    assert column in ("value", "wall_time")
+    wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
+    table = MetricPoint._meta.db_table
+    sql = (
+        "SELECT run_id, name, b, count(*), avg(step), avg(v), min(ARRAY[v, step]), max(ARRAY[v, step]), "
+        "min(ARRAY[step, v]), max(ARRAY[step, v]) "
+        f"FROM (SELECT run_id, name, step, ({column})::float8 AS v, (step - %s) / %s AS b FROM {table} "
+        "      WHERE run_id = ANY(%s) AND name = ANY(%s) AND step BETWEEN %s AND %s) AS p "
+        "WHERE v > '-Infinity'::float8 AND v < 'Infinity'::float8 "
+        "GROUP BY run_id, name, b ORDER BY run_id, name, b"
+    )
+    params = [
+        buckets.lo,
+        buckets.width,
+        sorted({k[0] for k in keys}),
+        sorted({n for _, n in wanted}),
+        buckets.lo,
+        buckets.hi,
+    ]
+    out: dict[Key, list[Bucket]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for run_id, name, index, count, mean_step, mean, low, high, first, last in cursor.fetchall():
+            series = wanted.get((run_id, name))
+            if series is None:
+                continue
+            out[(run_id, series)].append(
+                Bucket(
+                    index=index,
+                    count=count,
+                    mean_step=float(mean_step),
+                    mean=mean,
+                    low=(int(low[1]), low[0]),
+                    high=(int(high[1]), high[0]),
+                    first=(int(first[0]), first[1]),
+                    last=(int(last[0]), last[1]),
+                )
+            )
+    return out
+
+
+@dataclass
+class Increment:
+    """New points of a run's series since the steps a page already has."""
+
+    points: dict[str, list[tuple[int, float]]]
+    #: the page must reload the series: a resumed run rewrote steps it has, or too much arrived to append
+    reset: bool
+
+
+def read_after(run_id: int, after: dict[str, int], *, limit: int | None = None) -> Increment:
+    """Points of each series past the step the page has (``after[name]``; -1 for "none yet")."""
+    limit = limit or budget()
+    newest = step_ranges([run_id], list(after))
+    for name, step in after.items():
+        last = newest.get((run_id, name), (None, -1))[1]
+        if step > last:  # the page holds steps the run no longer has: it was resumed from a checkpoint
+            return Increment({}, True)
+    pending = {name: step for name, step in after.items() if newest.get((run_id, name), (0, -1))[1] > step}
+    if not pending:
+        return Increment({}, False)
+    by_column: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, step in pending.items():
+        by_column[_source(name)[1]][name] = step
+    points: dict[str, list[tuple[int, float]]] = {}
+    total = 0
+    for column, wanted in by_column.items():
+        condition = Q()
+        for step, names in _group_by_value(wanted).items():
+            condition |= Q(name__in=[_source(n)[0] for n in names], step__gt=step)
+        rows = (
+            MetricPoint.objects.filter(condition, run_id=run_id)
+            .order_by("name", "step")
+            .values_list("name", "step", column)[: limit * len(wanted) + 1]
+        )
+        stored_to_series = defaultdict(list)
+        for name in wanted:
+            stored_to_series[_source(name)[0]].append(name)
+        for stored, step, value in rows:
+            total += 1
+            for name in stored_to_series[stored]:
+                if step > wanted[name] and _finite(value):
+                    points.setdefault(name, []).append((step, value))
+        if total > limit * len(wanted) or any(len(p) > limit for p in points.values()):
+            return Increment({}, True)
+    return Increment(points, False)
+
+
+def _group_by_value(after: dict[str, int]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = defaultdict(list)
+    for name, step in after.items():
+        groups[step].append(name)
+    return groups
+
+
+def metric_names(run_ids: Iterable[int], prefix: str = "") -> list[str]:
+    """The distinct metric names of the runs (those starting with ``prefix``), by a skip scan of the index.
+
+    ``SELECT DISTINCT name`` would read every point of every run; the recursive query jumps from one name to
+    the next with one index probe each, so its cost is the number of names, not of points. (The prefix is
+    applied afterwards: a range condition on it would depend on the database's collation.)
+    """
+    table = MetricPoint._meta.db_table
+    sql = (
+        "WITH RECURSIVE names(name) AS ("
+        f"  SELECT (SELECT min(name) FROM {table} WHERE run_id = %s)"
+        "  UNION ALL"
+        f"  SELECT (SELECT min(name) FROM {table} WHERE run_id = %s AND name > names.name)"
+        "  FROM names WHERE names.name IS NOT NULL"
+        ") SELECT name FROM names WHERE name IS NOT NULL"
+    )
+    found: set[str] = set()
+    with connection.cursor() as cursor:
+        for run_id in run_ids:
+            cursor.execute(sql, [run_id, run_id])
+            found.update(name for (name,) in cursor.fetchall() if name.startswith(prefix))
+    return sorted(found)
