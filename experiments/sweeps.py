@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.urls import reverse
 
 from experiments import access, actions
 from experiments.models import EvaluationResult, Experiment, InvalidTransition, Run, Sweep, SweepPoint
@@ -43,8 +44,6 @@ from or1_train.spec import FieldError, SpecError, parse_spec
 
 #: the most points one sweep may expand to: past this it is surely a mistake in the space
 MAX_POINTS = 1000
-#: where the comparison dashboard lives; a sweep links to it with its runs and swept fields as the query
-COMPARE_PATH = "/compare/"
 SEED_PATH = "seed"
 LAUNCHER_PATH = "resources.launcher"
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
@@ -453,12 +452,17 @@ def swept_paths(sweep: Sweep) -> list[str]:
     return [p for p in paths if p != SEED_PATH] or paths
 
 
-def comparison_url(sweep: Sweep, run_ids: list[int] | None = None) -> str:
-    """The comparison dashboard with the sweep's runs, grouped by the swept fields (mean and band over seeds)."""
-    if run_ids is None:
-        run_ids = list(sweep.runs.order_by("pk").values_list("pk", flat=True))
-    query = [("runs", ",".join(map(str, run_ids)))] + [("group_by", path) for path in swept_paths(sweep)]
-    return f"{COMPARE_PATH}?{urlencode(query)}"
+def comparison_url(sweep: Sweep, group_by: str | None = None) -> str:
+    """The comparison dashboard with the sweep's runs, grouped by a swept field (default: the first), which
+    draws each configuration as the mean over its seeds with a band."""
+    paths = swept_paths(sweep)
+    group = group_by if group_by is not None else (paths[0] if paths else "")
+    return f"{reverse('compare')}?{urlencode({'sweep': sweep.pk, 'group': group})}"
+
+
+def comparison_urls(sweep: Sweep) -> list[tuple[str, str]]:
+    """(swept field, dashboard grouped by it) for each swept field."""
+    return [(path, comparison_url(sweep, path)) for path in swept_paths(sweep)]
 
 
 @dataclass

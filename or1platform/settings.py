@@ -199,18 +199,52 @@ STORAGES = {
     },
 }
 
-# ----------------------------------------------------------------------------------------------- API
-
+# --- REST API v1 (issue 7: experiments/api/) ---------------------------------------------------------
+# Scripts authenticate with personal API tokens (Authorization: Bearer or1_...), the browser with its
+# session; the trainer's per-run ingestion tokens are never accepted here (experiments/api/ingest.py).
+# Every error has one shape, {status, code, detail, errors: [{path, message}]} (experiments/api/errors.py).
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI and Redoc files, served locally: no CDN
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "experiments.api.schema.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "experiments.api.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "experiments.api.auth.TokenScope",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "experiments.api.pagination.PageNumberPagination",
+    "EXCEPTION_HANDLER": "experiments.api.errors.exception_handler",
+    "DATETIME_FORMAT": "iso-8601",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OR1 Lab API",
-    "DESCRIPTION": "Experiments, runs, metrics and checkpoints of Skywork-OR1-style RL training.",
+    "DESCRIPTION": (
+        "Teams, projects, datasets, experiments, runs, metrics, checkpoints, evaluations, sweeps and shares "
+        "of Skywork-OR1-style RL training. Authenticate with a personal API token "
+        "(`Authorization: Bearer or1_...`, created on the Tokens page) or a browser session. Objects you may "
+        "not read answer 404; reads you may not turn into writes answer 403."
+    ),
     "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "experiments.models.runs.RunStatus",
+        "SweepStatusEnum": "experiments.models.sweeps.Sweep.Status",
+        "SweepPointStateEnum": "experiments.models.sweeps.SweepPoint.State",
+        "ShareKindEnum": "experiments.models.sharing.Share.Kind",
+        "RoleEnum": "experiments.models.teams.Membership.Role",
+        "LauncherEnum": "experiments.models.runs.Run.Launcher",
+    },
 }
+#: how often beat moves live sweeps on (launches into free slots, marks finished ones)
+OR1_SWEEP_ADVANCE_INTERVAL_S = env_int("OR1_SWEEP_ADVANCE_INTERVAL_S", 10)
+# --- end of REST API v1 -----------------------------------------------------------------------------
 
 # -------------------------------------------------------------------------------------------- Celery
 # The Run row in the database is the source of truth for a run's state; Celery only carries work.

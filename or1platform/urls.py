@@ -15,4 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("api/", include("experiments.api.urls")),
+    path("", include("experiments.pages_urls")),
 ]

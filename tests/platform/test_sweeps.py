@@ -16,6 +16,7 @@ from experiments.actions import add_member
 from experiments.models import AuditEntry, Membership, RunStatus, Sweep, SweepPoint
 from or1_train.spec import SpecError
 
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """The fixtures' users get a password each; the production hasher takes a second per user on 2 cores."""
@@ -184,14 +185,16 @@ def test_a_sweep_whose_creator_left_the_team_stops(experiment, alice, make_user,
     assert sweep.points.filter(state=SweepPoint.State.PENDING).count() == 0
 
 
-def test_comparison_url_groups_by_the_swept_fields(experiment, alice, django_capture_on_commit_callbacks):
+def test_comparison_urls_open_the_dashboard_on_the_sweep_grouped_by_each_swept_field(
+    experiment, alice, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         sweep = sweeps.create_sweep(experiment, alice, name="s", space=GRID_3X2, seeds=2, concurrency=2)
-    ids = ",".join(str(pk) for pk in sorted(sweep.runs.values_list("pk", flat=True)))
-    assert sweeps.comparison_url(sweep) == (
-        f"/compare/?runs={ids.replace(',', '%2C')}&group_by=entropy.target"
-        "&group_by=stages%5B0%5D.max_response_tokens"
-    )
+    assert sweeps.comparison_url(sweep) == f"/compare/?sweep={sweep.pk}&group=entropy.target"
+    assert sweeps.comparison_urls(sweep) == [
+        ("entropy.target", f"/compare/?sweep={sweep.pk}&group=entropy.target"),
+        ("stages[0].max_response_tokens", f"/compare/?sweep={sweep.pk}&group=stages%5B0%5D.max_response_tokens"),
+    ]
 
 
 def test_configuration_results_take_each_runs_best_eval(experiment, alice, django_capture_on_commit_callbacks):
