@@ -8,6 +8,7 @@ from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSour
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
 from experiments.models.metrics import MetricPoint
+from experiments.models.retention import RetentionPolicy
 from experiments.models.runs import InvalidTransition, Run, RunEvent, RunStatus, StageRecord
 from experiments.models.sharing import Share
 from experiments.models.sweeps import Sweep, SweepPoint
@@ -27,6 +28,7 @@ __all__ = [
     "Membership",
     "MetricPoint",
     "Project",
+    "RetentionPolicy",
     "Run",
     "RunAlert",
     "RunEvent",
