@@ -14,7 +14,10 @@ Celery beat sends ``workers.tasks.reconcile`` every ``OR1_RECONCILE_INTERVAL_S``
                            ``spec.resources.max_restarts`` allows, else failed
 
 A run still ``starting`` without a PID is left alone for ``LAUNCH_TIMEOUT_S`` (its launch task is between
-"took it" and "started it"); after that it counts as lost too.
+"took it" and "started it"); after that it counts as lost too. A run ``queued`` for longer than
+``RESEND_LAUNCH_AFTER_S`` gets its launch task sent again: with late acks and a visibility timeout of days,
+a launch message held by a worker that crashed would otherwise wait that long. A duplicate is harmless,
+since only one launch task can move the run out of ``queued``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from workers.wrapper import EXIT_STATUS_FILE
 log = logging.getLogger(__name__)
 
 LAUNCH_TIMEOUT_S = 120
+RESEND_LAUNCH_AFTER_S = 300
 EXIT_CANCELLED = 143
 
 
@@ -47,6 +51,13 @@ def active_local_runs(host: str | None = None):
 def queues_with_active_runs() -> set[str]:
     queues = active_local_runs().values_list("environment__worker_queue", flat=True)
     return {queue for queue in queues if queue}
+
+
+def stale_queued_runs(older_than_s: float = RESEND_LAUNCH_AFTER_S) -> list[Run]:
+    """Local runs waiting in ``queued`` for longer than ``older_than_s`` (their launch may be stuck)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    queued = Run.objects.filter(launcher=Run.Launcher.LOCAL, status=RunStatus.QUEUED)
+    return [run for run in queued if (since := status_since(run, RunStatus.QUEUED)) and since < cutoff]
 
 
 def status_since(run: Run, status: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from experiments.actions import worker_queue
 from workers import lifecycle
 from workers import reconcile as reconciliation
 
@@ -39,4 +40,6 @@ def reconcile() -> list[str]:
     queues = sorted(reconciliation.queues_with_active_runs())
     for queue in queues:
         reconcile_host.apply_async(queue=queue, expires=settings.OR1_RECONCILE_INTERVAL_S * 3)
+    for run in reconciliation.stale_queued_runs():
+        launch.apply_async(args=[run.pk], kwargs={"resume": run.restarts > 0}, queue=worker_queue(run))
     return queues

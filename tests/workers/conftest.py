@@ -105,14 +105,56 @@ def worker_spec(worker_inputs):
 
 @dataclass
 class LiveWorker:
+    """A Celery worker subprocess (with beat) on a queue of its own; ``start`` again after ``kill``."""
+
     queue: str
     runs_dir: Path
     grace_s: int
     log: Path
-    process: subprocess.Popen
+    command: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.queue}@{socket.gethostname()}"
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def start(self) -> None:
+        from or1platform.celery import app
+
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                self.command, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT, process_group=0
+            )
+        # A broadcast sent before the worker listens is lost, not queued: ask until it answers.
+        process = self.process
+        poll(
+            lambda: process.poll() is not None or app.control.ping(destination=[self.name], timeout=0.5),
+            90,
+            "the Celery worker to answer a ping",
+        )
+        assert process.poll() is None, self.log_text()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool, as a crash or an OOM kill would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
 
 def _database_url(db: dict) -> str:
@@ -128,12 +170,11 @@ def live_worker(django_db_setup, live_server, tmp_path_factory):
     from django.db import connection
     from django.test import override_settings
 
-    from or1platform.celery import app
     from workers.processes import kill_processes_of
 
     queue = f"test.{uuid.uuid4().hex[:10]}"
     root = tmp_path_factory.mktemp("live_worker")
-    runs_dir, log = root / "runs", root / "worker.log"
+    runs_dir = root / "runs"
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "or1platform.settings",
         "DATABASE_URL": _database_url(connection.settings_dict),
@@ -147,34 +188,17 @@ def live_worker(django_db_setup, live_server, tmp_path_factory):
         "OR1_CANCEL_GRACE_S": str(GRACE_S),
         "OR1_RECONCILE_INTERVAL_S": "1",
     }
-    name = f"{queue}@{socket.gethostname()}"
     command = [sys.executable, "-m", "celery", "-A", "or1platform", "worker", "--beat", "--pool=prefork"]
-    command += ["--concurrency=2", "--queues", queue, "--hostname", name, "--loglevel=INFO"]
+    command += ["--concurrency=2", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel=INFO"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, process_group=0)
-    worker = LiveWorker(queue, runs_dir, GRACE_S, log, process)
+    worker = LiveWorker(queue, runs_dir, GRACE_S, root / "worker.log", command, env)
     try:
-        # A broadcast sent before the worker listens is lost, not queued: ask until it answers.
-        poll(
-            lambda: process.poll() is not None or app.control.ping(destination=[name], timeout=0.5),
-            90,
-            "the Celery worker to answer a ping",
-        )
-        assert process.poll() is None, worker.log_text()
+        worker.start()
         with override_settings(
             OR1_WORKER_QUEUE=queue, OR1_LOCAL_LAUNCH_QUEUE=queue, OR1_RUNS_DIR=runs_dir, OR1_CANCEL_GRACE_S=GRACE_S
         ):
             yield worker
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        if worker.process is not None:
+            worker.stop()
         kill_processes_of(str(runs_dir))  # trainers are detached from the worker: stop any a test left

@@ -75,3 +75,19 @@ def test_relaunch_run_requeues_with_one_more_restart(run, django_capture_on_comm
     stored = Run.objects.get(pk=run.pk)
     assert (stored.status, stored.restarts, stored.status_reason) == (RunStatus.QUEUED, 1, "lost")
     assert len(callbacks) == 1
+
+
+def test_runs_queued_too_long_are_found_for_a_second_launch(run, experiment, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from experiments.actions import create_run
+    from workers.reconcile import RESEND_LAUNCH_AFTER_S, stale_queued_runs
+
+    fresh = create_run(experiment, user=alice)
+    old = timezone.now() - timedelta(seconds=RESEND_LAUNCH_AFTER_S + 5)
+    run.events.filter(data__to=RunStatus.QUEUED).update(at=old)
+    assert stale_queued_runs() == [run]
+    run.transition_to(RunStatus.STARTING)
+    assert stale_queued_runs() == [] and fresh.status == RunStatus.QUEUED

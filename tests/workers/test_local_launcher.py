@@ -174,3 +174,24 @@ def test_a_killed_trainer_is_relaunched_from_its_checkpoint_with_continuous_metr
     assert sorted(steps) == list(range(1, 9))
     assert "--resume" in (Path(run.run_dir) / "trainer.log").read_text()
     _assert_no_process_left(wait_for, run, first.pid, run.pid)
+
+
+def test_a_run_outlives_a_killed_worker_and_the_next_worker_takes_it_over(
+    live_worker, project, alice, worker_spec, wait_for
+):
+    """Trainers are detached from the worker: SIGKILLing the worker (and its pool) loses nothing, and the
+    restarted worker's reconciler follows the same process to the end. (Last in the module: it restarts the
+    shared worker.)"""
+    run = launch_run(_experiment(project, alice, worker_spec(steps=(3, 3))), alice)
+    wait_for(lambda: _reload(run).current_step >= 1, 180, "the first ingested step")
+    pid = _reload(run).pid
+    live_worker.kill()
+    assert not _gone(pid) and _reload(run).status == S.RUNNING
+    live_worker.start()
+
+    run = _finished(run, 240, live_worker, wait_for)
+    assert run.status == S.SUCCEEDED, run.status_reason
+    assert (run.restarts, run.pid) == (0, pid)
+    assert _statuses(run) == [S.QUEUED, S.STARTING, S.RUNNING, S.SUCCEEDED]
+    steps = MetricPoint.objects.filter(run=run, name="critic/score/mean").values_list("step", flat=True)
+    assert sorted(steps) == list(range(1, 7))
