@@ -8,6 +8,9 @@ seeded, so two machines build the same model and data from the same spec.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,14 +26,30 @@ def ensure_synthetic(path: Path, task: SyntheticTask) -> bool:
         return False
     from or1_train.data.synthetic import write_dataset
 
-    write_dataset(path, task.num_problems, task.levels, task.seed, max_value=task.max_value)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")  # same suffix: same file format
+    write_dataset(partial, task.num_problems, task.levels, task.seed, max_value=task.max_value)
+    partial.replace(path)  # atomic: a concurrent run sees no file or the whole file, and both write the same
     return True
 
 
 def ensure_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None] = print) -> bool:
-    """Build and warm-start the bootstrap model at ``path`` unless a model is there; True when built."""
+    """Build and warm-start the bootstrap model at ``path`` unless a model is there; True when built.
+
+    A lock file beside ``path`` makes a second run that needs the same model wait for the first one's build
+    instead of racing it; a half-built staging directory left by a killed build is removed and redone.
+    """
     if (path / "config.json").exists():
         return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (path / "config.json").exists():
+            return False
+        _build_model(path, boot, log)
+    return True
+
+
+def _build_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None]) -> None:
     from or1_train.data.synthetic import corpus_for_tokenizer, write_dataset
     from or1_train.distill import distill
     from or1_train.model import ModelInitConfig, init_model
@@ -45,6 +64,7 @@ def ensure_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None] = 
         seed=boot.seed,
     )
     staging = path.with_name(path.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
     log(f"building model {path} (Qwen2, hidden {boot.hidden_size}, {boot.num_layers} layers)")
     init_model(staging, config, corpus_for_tokenizer(boot.seed, TOKENIZER_CORPUS))
     if boot.distill_steps:
@@ -60,7 +80,6 @@ def ensure_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None] = 
         distill(staging, solutions, staging, steps=boot.distill_steps, lr=boot.distill_lr, seed=boot.seed)
         solutions.unlink()
     staging.rename(path)  # only a finished model ever appears at `path`
-    return True
 
 
 def ensure_inputs(spec: RunSpec, log: Callable[[str], None] = print) -> None:

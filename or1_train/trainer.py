@@ -135,6 +135,7 @@ class Trainer:
             self.eval_sets.append((eval_set.name, examples))
 
         if start is None:
+            self._truncate_metrics_after(0)  # a fresh start: steps from an earlier attempt are rewritten
             return 0
         state = start.trainer_state()
         self.actor.load_optimizer(start.path)
@@ -462,6 +463,9 @@ class Trainer:
     def _run(self) -> int:
         spec = self.spec
         done = self._setup()
+        if self._stop_requested:  # SIGTERM while building inputs or starting engines: nothing to save yet
+            self.telemetry.event("run_end", "stopped on SIGTERM during setup", step=done, status="cancelled")
+            return EXIT_CANCELLED
         self.telemetry.event(
             "run_start",
             f"{spec.name}: {spec.total_steps} steps in {len(spec.stages)} stage(s)",
