@@ -50,7 +50,7 @@ def test_demo_serves_runs_a_worker_and_stops_cleanly(tmp_path):
     env |= {"OR1_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "or1platform.settings"}
     log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--addr", f"127.0.0.1:{port}", "--stop-timeout", "15"],
+        [sys.executable, "manage.py", "demo", "--no-launch", "--addr", f"127.0.0.1:{port}", "--stop-timeout", "15"],
         cwd=REPO,
         env=env,
         stdout=log,
