@@ -57,7 +57,12 @@ def flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if isinstance(detail, dict):
         for key, value in detail.items():
-            path = prefix if key in ("non_field_errors", "__all__") else _join(prefix, str(key))
+            if key in ("non_field_errors", "__all__"):
+                path = prefix
+            elif isinstance(key, int) or str(key).isdigit():  # an item of a list field
+                path = f"{prefix}[{key}]"
+            else:
+                path = _join(prefix, str(key))
             out.extend(flatten(value, path))
     elif isinstance(detail, list):
         if all(isinstance(item, str) for item in detail):

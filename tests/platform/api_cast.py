@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-__all__ = ["api", "cast", "fast_password_hashing"]
+from tests.conftest import PASSWORD
+
+__all__ = ["PASSWORD", "api", "cast", "fast_password_hashing"]
 
 ROLES = ("owner", "admin", "member", "viewer", "outsider")
 
