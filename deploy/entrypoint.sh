@@ -24,13 +24,13 @@ case "$role" in
     queues="$(python -c 'from django.conf import settings; print(",".join(settings.OR1_WORKER_QUEUES))')"
     # prefork with one process: a task only starts or checks a detached trainer and returns in seconds;
     # gossip, mingle and heartbeat cost start-up time and broker traffic for features the platform never uses.
-    exec celery -A or1platform worker --pool=prefork --concurrency="${OR1_WORKER_CONCURRENCY:-1}" \
+    exec celery -A or1platform --quiet worker --pool=prefork --concurrency="${OR1_WORKER_CONCURRENCY:-1}" \
       --without-gossip --without-mingle --without-heartbeat -n "worker@$(hostname)" -Q "$queues" \
       --loglevel="${CELERY_LOG_LEVEL:-INFO}" "$@"
     ;;
   beat)
     shift || true
-    exec celery -A or1platform beat --loglevel="${CELERY_LOG_LEVEL:-INFO}" "$@"
+    exec celery -A or1platform --quiet beat --loglevel="${CELERY_LOG_LEVEL:-INFO}" "$@"
     ;;
   migrate)
     exec python manage.py migrate --noinput

@@ -44,6 +44,7 @@ Variables
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
@@ -326,7 +327,8 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout" if PRODUCTION else "ext://sys.stderr",
+            # __stdout__: a Celery worker replaces sys.stdout with a proxy into logging, which would loop.
+            "stream": "ext://sys.__stdout__" if PRODUCTION else "ext://sys.stderr",
             "formatter": OR1_LOG_FORMAT,
         }
     },
@@ -339,6 +341,8 @@ LOGGING = {
 }
 # A Celery worker replaces the root logger's handlers with its own text format unless told not to.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = OR1_LOG_FORMAT != "json"
+if OR1_LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # warnings become log records (JSON) instead of raw lines on stderr
 # --- end of logging -----------------------------------------------------------------------------------
 
 # --- dashboards and health alerts (issue 5: experiments/dashboards/, experiments/alerts.py) --------------
