@@ -104,7 +104,7 @@ def _score(metrics: dict, policy: Policy) -> float | None:
 
 
 def metrics_at_steps(run_dir: Path, steps: set[int]) -> dict[int, dict]:
-    """Every metric logged at each of ``steps`` in ``metrics.jsonl`` (training and evaluation records merged)."""
+    """Every metric logged at ``steps`` in ``metrics.jsonl`` (training and evaluation records merged)."""
     found: dict[int, dict] = {step: {} for step in steps}
     try:
         handle = open(run_dir / METRICS_FILE, encoding="utf-8")

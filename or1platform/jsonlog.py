@@ -1,6 +1,6 @@
-"""One JSON object per log line, for production: what log collectors (journald, Docker, Loki, CloudWatch) parse
-without a grok pattern, and where a multi-line traceback stays inside its record instead of spilling into
-lines of its own.
+"""One JSON object per log line, for production: what log collectors (journald, Docker, Loki, CloudWatch)
+parse without a grok pattern, and where a multi-line traceback stays inside its record instead of spilling
+into lines of its own.
 
 Each record carries ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``process`` and, where
 there is one, ``exc_info`` (the formatted traceback) and any ``extra={...}`` fields the caller passed.

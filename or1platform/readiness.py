@@ -12,11 +12,11 @@ A check is a callable returning ``Check`` results, so adding one (the result bac
 one function appended to ``CHECKS``. Each check bounds its own time: a readiness probe that hangs is worse
 than one that fails.
 
-Slurm clusters come from the database once a ``SlurmCluster`` model exists in an installed app (issue 6:
-clusters as data): every row is pinged through its ``client()`` method, which must return a
-``workers.slurm.SlurmClient``. Until then the one cluster configured by ``SLURM_REST_URL`` (with
-``SLURM_REST_USER`` and a token or key, see ``SlurmClient.from_env``) is checked, if any. No cluster
-configured means nothing to check, not a failure.
+Slurm clusters come from the database when a ``SlurmCluster`` model is installed (clusters as data, issue
+6): every row is pinged through its ``client(timeout=...)`` method, which returns a
+``workers.slurm.SlurmClient`` with the stored credentials. Without that model, the one cluster configured by
+``SLURM_REST_URL`` (with ``SLURM_REST_USER`` and a token or key, see ``SlurmClient.from_env``) is checked, if
+any. No cluster configured means nothing to check, not a failure.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def slurm_clusters() -> Iterator[tuple[str, Callable[[], object]]]:
     model = next((m for m in apps.get_models() if m.__name__ == SLURM_MODEL_NAME), None)
     if model is not None:
         for cluster in model.objects.all():
-            yield str(cluster), cluster.client
+            yield str(cluster), lambda cluster=cluster: cluster.client(timeout=TIMEOUT_S)
         return
     if os.environ.get("SLURM_REST_URL"):
         from workers.slurm import SlurmClient

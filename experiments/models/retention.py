@@ -19,7 +19,8 @@ class RetentionPolicy(models.Model):
     keep_last = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(1)],
-        help_text="The newest K checkpoints of every run are kept (at least 1: the one a resume starts from).",
+        help_text="The newest K checkpoints of every run are kept (at least 1: the one a resume starts "
+        "from).",
     )
     keep_best = models.PositiveSmallIntegerField(
         default=1,

@@ -2,8 +2,8 @@
 PostgreSQL database of its own and a Redis of its own, serving HTTPS on loopback, driven by headless Chromium.
 
 What it shows: an operator's first steps work in production mode (``migrate``, ``collectstatic``,
-``create_team``); a person logs in over HTTPS with secure cookies and HSTS, opens a run page whose static files
-come hashed and cacheable from WhiteNoise; the API schema answers (where the REST API is installed);
+``create_team``); a person logs in over HTTPS with secure cookies and HSTS, opens a run page whose static
+files come hashed and cacheable from WhiteNoise; the API schema answers (where the REST API is installed);
 ``/readyz`` says ready, then names the broker as the reason once its Redis is stopped, while ``/healthz``
 stays up; every line gunicorn and Django wrote is a JSON object.
 

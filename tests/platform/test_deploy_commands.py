@@ -154,12 +154,16 @@ def test_rotation_is_refused_when_slurmrestd_cannot_be_reached(tmp_path, monkeyp
     assert path.read_text() == before
 
 
-@pytest.mark.django_db
-def test_rotating_a_stored_cluster_says_clearly_when_clusters_are_not_stored_yet():
+def slurm_cluster_model():
     from django.apps import apps
 
-    if any(m.__name__ == "SlurmCluster" for m in apps.get_models()):
-        pytest.skip("this checkout stores Slurm clusters in the database")
+    return next((m for m in apps.get_models() if m.__name__ == "SlurmCluster"), None)
+
+
+@pytest.mark.django_db
+def test_rotating_a_stored_cluster_says_clearly_when_clusters_are_not_stored():
+    if slurm_cluster_model() is not None:
+        pytest.skip("this checkout stores Slurm clusters in the database (tested against the local cluster)")
     with pytest.raises(CommandError, match="not stored in the database in this version.*--env-file"):
         command("rotate_slurm_token", "--cluster", "main", "--token-file", "/dev/null")
 
@@ -191,3 +195,31 @@ def test_rotation_against_the_local_cluster(tmp_path, local_slurm, monkeypatch):
     with pytest.raises(CommandError, match="refused, nothing changed"):
         command("rotate_slurm_token", "--env-file", str(path), "--mint-from-key", str(wrong_key))
     assert read_env_file(path)["SLURM_REST_TOKEN"] == token  # the working token stayed
+
+
+@pytest.mark.slurm
+@pytest.mark.django_db
+def test_rotation_of_a_cluster_stored_in_the_database(tmp_path, local_slurm, team):
+    model = slurm_cluster_model()
+    if model is None:
+        pytest.skip("no SlurmCluster model in this checkout")
+    url, user, key = local_slurm
+    cluster = model(team=team, name="local", rest_url=url, user=user, runs_dir=str(tmp_path))
+    cluster.set_token("an-expired-or-wrong-token")
+    cluster.save()
+    with pytest.raises(CommandError, match="does not exist"):
+        command("rotate_slurm_token", "--cluster", "nope", "--mint-from-key", str(key))
+
+    out = command("rotate_slurm_token", "--cluster", f"{team.slug}/local", "--mint-from-key", str(key))
+    assert "verified" in out and "stored" in out
+    cluster.refresh_from_db()
+    with cluster.client() as client:
+        assert client.ping().ok  # the stored token is the new one, and it works
+
+    wrong_key = tmp_path / "other.key"
+    wrong_key.write_bytes(os.urandom(32))
+    stored = cluster.token_encrypted
+    with pytest.raises(CommandError, match="refused, nothing changed"):
+        command("rotate_slurm_token", "--cluster", "local", "--mint-from-key", str(wrong_key))
+    cluster.refresh_from_db()
+    assert cluster.token_encrypted == stored

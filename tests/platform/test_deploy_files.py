@@ -143,8 +143,9 @@ def test_compose_volumes_for_the_database_and_the_run_directories(compose):
 
 
 def test_compose_queue_wiring(compose):
-    """New local runs must reach a worker, and the reconciler's fan-out must reach one, whatever the containers'
-    generated host names are: the settings derive each queue from the host name unless told otherwise."""
+    """New local runs must reach a worker, and the reconciler's fan-out must reach one, whatever the
+    containers' generated host names are: the settings derive each queue from the host name unless told
+    otherwise."""
     services = compose["services"]
     common = compose["x-platform-env"]
     worker, beat = env_of(services["worker"]), env_of(services["beat"])
@@ -152,7 +153,7 @@ def test_compose_queue_wiring(compose):
     assert default_of(common["OR1_LOCAL_LAUNCH_QUEUE"]) == worker["OR1_WORKER_QUEUE"]
     gpu = services["gpu-worker"]
     assert env_of(gpu)["OR1_WORKER_QUEUE"] == f"host.{gpu['hostname']}"
-    # beat sends `reconcile` to its OR1_WORKER_QUEUE; every worker consumes "default" (settings' default list).
+    # beat sends `reconcile` to its OR1_WORKER_QUEUE; every worker consumes "default" (the settings' default).
     assert beat["OR1_WORKER_QUEUE"] == "default" and "OR1_WORKER_QUEUES" not in worker
     from django.conf import settings
 

@@ -54,26 +54,54 @@ def test_a_broker_that_does_not_answer_is_the_reason(client, settings, dead_port
     assert client.get("/healthz").status_code == 200  # liveness does not depend on the broker
 
 
+def slurm_cluster_model():
+    from django.apps import apps
+
+    return next((m for m in apps.get_models() if m.__name__ == "SlurmCluster"), None)
+
+
+def configure_cluster(monkeypatch, url: str, token: str) -> str:
+    """Configure one Slurm cluster the way this checkout reads them; returns the name of its readiness check.
+
+    With clusters stored in the database (``experiments.models.SlurmCluster``) a row of a team; otherwise the
+    environment's SLURM_REST_* variables."""
+    model = slurm_cluster_model()
+    if model is None:
+        monkeypatch.setenv("SLURM_REST_URL", url)
+        monkeypatch.setenv("SLURM_REST_USER", "slurmci")
+        monkeypatch.setenv("SLURM_REST_TOKEN", token)
+        return "slurm:env"
+    from experiments.models import Team
+
+    team = Team.objects.create(name="Cluster owners", slug="cluster-owners")
+    cluster = model(team=team, name="main", rest_url=url, user="slurmci", runs_dir="/tmp/or1-runs")
+    cluster.set_token(token)
+    cluster.save()
+    return f"slurm:{cluster}"
+
+
 @pytest.mark.django_db
 def test_each_configured_slurm_cluster_is_pinged(client, monkeypatch, dead_port, no_slurm):
-    monkeypatch.setenv("SLURM_REST_URL", f"http://127.0.0.1:{dead_port}")
-    monkeypatch.setenv("SLURM_REST_USER", "slurmci")
-    monkeypatch.setenv("SLURM_REST_TOKEN", "not-checked-before-the-connection")
+    check = configure_cluster(
+        monkeypatch, f"http://127.0.0.1:{dead_port}", "not-checked-before-the-connection"
+    )
     body = client.get("/readyz").json()
     assert body["ready"] is False
     (reason,) = body["reasons"]
-    assert reason.startswith("slurm:env: SlurmUnavailable") and f"127.0.0.1:{dead_port}" in reason
+    assert reason.startswith(f"{check}: SlurmUnavailable") and f"127.0.0.1:{dead_port}" in reason
 
 
 @pytest.mark.django_db
 @pytest.mark.slurm
-def test_the_local_slurm_cluster_counts_as_ready(client):
+def test_the_local_slurm_cluster_counts_as_ready(client, monkeypatch):
     import os
 
-    if not os.environ.get("SLURM_REST_URL"):
+    url, token = os.environ.get("SLURM_REST_URL"), os.environ.get("SLURM_REST_TOKEN")
+    if not (url and token):
         pytest.skip("needs the local Slurm cluster (make services)")
+    check = configure_cluster(monkeypatch, url, token)
     body = client.get("/readyz").json()
-    slurm = next(c for c in body["checks"] if c["name"] == "slurm:env")
+    slurm = next(c for c in body["checks"] if c["name"] == check)
     assert slurm["ok"] and slurm["detail"].startswith("Slurm "), slurm
 
 

@@ -49,7 +49,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{label}: no checkpoints in {run.run_dir}")
                 continue
             self.stdout.write(
-                f"{label}: {len(plan.decisions)} checkpoints, keep {len(plan.keep)}, delete {len(plan.delete)}"
+                f"{label}: {len(plan.decisions)} checkpoints, keep {len(plan.keep)},"
+                f" delete {len(plan.delete)}"
                 f" ({retention.human_bytes(plan.bytes_freed)}) by {policy.metric_label}"
             )
             for decision in plan.decisions:
@@ -65,7 +66,8 @@ class Command(BaseCommand):
             RunEvent.objects.create(
                 run=run,
                 kind=RunEvent.Kind.INFO,
-                message=f"retention: deleted {len(gone)} checkpoints ({', '.join(d.path.name for d in gone)})",
+                message=f"retention: deleted {len(gone)} checkpoints "
+                f"({', '.join(d.path.name for d in gone)})",
                 data={"deleted": [d.path.name for d in gone], "bytes": sum(d.size_bytes for d in gone)},
             )
         if dry:

@@ -14,10 +14,11 @@ Where it goes:
     --env-file PATH             the cluster configured by SLURM_REST_URL / _API / _USER (read from that file,
                                 else from the environment): its ``SLURM_REST_TOKEN=`` line is replaced (or
                                 added) in place, the file kept private (0600). Restart web, worker and beat.
-    --cluster NAME              a cluster stored in the database, once a ``SlurmCluster`` model exists (issue
-                                6). It must offer ``user`` (the Slurm user name), ``client(token=...)`` (a
-                                SlurmClient for that token) and ``set_token(token)``. Without the model this
-                                option stops with an error saying so.
+    --cluster TEAM/NAME         a cluster stored in the database (``experiments.models.SlurmCluster``; NAME
+                                alone when only one team has a cluster of that name). The model offers
+                                ``user``, ``client(token=...)`` (a SlurmClient for a token to try) and
+                                ``set_token(token)``. Where no such model is installed, this option stops
+                                with an error saying so.
 """
 
 from __future__ import annotations
@@ -146,10 +147,14 @@ class Command(BaseCommand):
                 "Slurm clusters are not stored in the database in this version (no SlurmCluster model is "
                 "installed). Rotate the token of the cluster configured by SLURM_REST_* with --env-file PATH."
             )
-        cluster = model.objects.filter(name=options["cluster"]).first()
-        if cluster is None:
-            names = ", ".join(str(c) for c in model.objects.all()) or "none"
-            raise CommandError(f"there is no Slurm cluster {options['cluster']!r} (configured: {names})")
+        wanted = options["cluster"]
+        clusters = list(model.objects.all())
+        matches = [c for c in clusters if str(c) == wanted] or [c for c in clusters if c.name == wanted]
+        if len(matches) != 1:
+            names = ", ".join(str(c) for c in clusters) or "none"
+            problem = "is ambiguous: give TEAM/NAME" if matches else "does not exist"
+            raise CommandError(f"the Slurm cluster {wanted!r} {problem} (configured: {names})")
+        cluster = matches[0]
         missing = [name for name in ("client", "set_token") if not callable(getattr(cluster, name, None))]
         if missing:
             raise CommandError(
