@@ -94,6 +94,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             Experiment.objects.visible_to(self.request.user)
             .select_related("project__team", "created_by")
             .annotate(run_count=Count("runs"))
+            .order_by("-created_at", "-id")  # an aggregate drops Meta.ordering; pages need a stable order
         )
 
     def create(self, request, *args, **kwargs):

@@ -107,7 +107,12 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         counts = {
             f"n_{state}": Count("points", filter=Q(points__state=state)) for state in SweepPoint.State.values
         }
-        found = Sweep.objects.visible_to(self.request.user).select_related("created_by").annotate(**counts)
+        found = (
+            Sweep.objects.visible_to(self.request.user)
+            .select_related("created_by")
+            .annotate(**counts)
+            .order_by("-created_at", "-id")  # an aggregate drops Meta.ordering; pages need a stable order
+        )
         return found.prefetch_related("points__run") if with_points else found
 
     def get_serializer_class(self):

@@ -4,7 +4,9 @@ browsable documentation of it (Swagger UI and Redoc, served from the installed s
 The version is in the path: a change that breaks clients becomes ``/api/v2/`` beside this one.
 """
 
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import routers
 
@@ -32,6 +34,13 @@ router.register("sweeps", SweepViewSet, basename="api-sweep")
 router.register("shares", ShareViewSet, basename="api-share")
 router.register("audit", AuditViewSet, basename="api-audit")
 
+@csrf_exempt  # it changes nothing; without this a DELETE would meet the CSRF check's HTML page instead
+def not_found(request, path: str = "") -> JsonResponse:
+    """Any other ``/api/`` URL (an id that is not a number, a misspelt resource): the one error body."""
+    body = {"status": 404, "code": "not_found", "detail": f"no API endpoint at {request.path}", "errors": []}
+    return JsonResponse(body, status=404)
+
+
 urlpatterns = [
     path("v1/metrics/", MetricsView.as_view(), name="api-metrics"),
     path("v1/metrics/names/", MetricNamesView.as_view(), name="api-metric-names"),
@@ -40,4 +49,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^(?!ingest/)(?P<path>.*)$", not_found),
 ]
