@@ -124,8 +124,23 @@ def create_run(experiment: Experiment, *, user, spec: dict[str, Any] | None = No
     return run
 
 
-#: Launchers this platform can start runs with, and the Celery task that starts each.
-LAUNCH_TASKS = {Run.Launcher.LOCAL: "workers.tasks.launch"}
+#: Launchers this platform can start runs with, and the Celery tasks that start and cancel each.
+LAUNCH_TASKS = {Run.Launcher.LOCAL: "workers.tasks.launch", Run.Launcher.SLURM: "workers.tasks.launch_slurm"}
+CANCEL_TASKS = {Run.Launcher.LOCAL: "workers.tasks.cancel", Run.Launcher.SLURM: "workers.tasks.cancel_slurm"}
+
+
+def require_cluster(team: Team, spec: RunSpec) -> None:
+    """A Slurm run must name one of its team's registered clusters (``resources.cluster``)."""
+    from experiments.models import SlurmCluster
+
+    names = sorted(SlurmCluster.objects.filter(team=team).values_list("name", flat=True))
+    name = spec.resources.cluster
+    if name in names:
+        return
+    offer = f"choose one of {', '.join(names)}" if names else f"{team} has no Slurm cluster registered yet"
+    raise ValidationError(
+        {"resources.cluster": f"no Slurm cluster {name!r} in {team}: {offer}" if name else f"is required: {offer}"}
+    )
 
 
 def launch_run(experiment: Experiment, user, *, spec: dict[str, Any] | None = None) -> Run:
@@ -133,21 +148,23 @@ def launch_run(experiment: Experiment, user, *, spec: dict[str, Any] | None = No
 
     The spec is validated by the trainer's contract and frozen with every default; the environment record
     (package versions, host, GPUs) is the web host's until the worker replaces it with its own. The launch
-    task is sent when the transaction commits, to the local launch queue (``OR1_LOCAL_LAUNCH_QUEUE``). The
+    task is sent when the transaction commits, to the local launch queue (``OR1_LOCAL_LAUNCH_QUEUE``), or for
+    a Slurm run (which must name one of the team's clusters) to the Slurm queue (``slurm_queue()``). The
     run's ingestion token is issued by that task on the worker, so it never travels through the broker.
     """
     from workers.environment import environment_record
 
-    launcher = parse_spec(experiment.spec if spec is None else spec).resources.launcher
+    parsed = parse_spec(experiment.spec if spec is None else spec)
+    launcher = parsed.resources.launcher
     if launcher not in LAUNCH_TASKS:
-        raise ValidationError(
-            {"resources.launcher": f"this platform cannot launch {launcher!r} runs yet (available: local)"}
-        )
+        raise ValidationError({"resources.launcher": f"this platform cannot launch {launcher!r} runs"})
+    if launcher == Run.Launcher.SLURM:
+        require_cluster(experiment.project.team, parsed)
     with transaction.atomic():
         run = create_run(experiment, user=user, spec=spec)
         run.environment = environment_record()
         run.save(update_fields=["environment"])
-        transaction.on_commit(lambda: _send(LAUNCH_TASKS[launcher], run, settings.OR1_LOCAL_LAUNCH_QUEUE))
+        transaction.on_commit(lambda: _send(LAUNCH_TASKS[launcher], run, worker_queue(run)))
     return run
 
 
@@ -163,21 +180,31 @@ def cancel_run(run: Run, user) -> Run:
         return run
     with transaction.atomic():
         run.transition_to(RunStatus.CANCELLING, reason=f"cancel requested by {user}")
-        transaction.on_commit(lambda: _send("workers.tasks.cancel", run, worker_queue(run)))
+        transaction.on_commit(lambda: _send(CANCEL_TASKS[run.launcher], run, worker_queue(run)))
     return run
 
 
 def relaunch_run(run: Run, *, reason: str) -> Run:
     """Put a run whose trainer was lost back in the queue (``restarts`` + 1) and launch it again with
-    ``--resume`` on the same host, whose run directory holds its checkpoints."""
+    ``--resume`` on the same host, whose run directory holds its checkpoints (a Slurm run: a new job on the
+    same cluster, in the same run directory on its shared filesystem)."""
     with transaction.atomic():
         run.transition_to(RunStatus.QUEUED, reason=reason)
-        transaction.on_commit(lambda: _send("workers.tasks.launch", run, worker_queue(run), resume=True))
+        transaction.on_commit(lambda: _send(LAUNCH_TASKS[run.launcher], run, worker_queue(run), resume=True))
     return run
 
 
+def slurm_queue() -> str:
+    """Where Slurm runs are submitted, cancelled and followed: ``OR1_SLURM_QUEUE``, else the local launch
+    queue. Its workers need slurmrestd on the network and the clusters' runs directories mounted."""
+    return settings.OR1_SLURM_QUEUE or settings.OR1_LOCAL_LAUNCH_QUEUE
+
+
 def worker_queue(run: Run) -> str:
-    """The Celery queue of the host a run was started on (the launch queue before it has started)."""
+    """The Celery queue of the host a run was started on (the launch queue before it has started); for a
+    Slurm run, the Slurm queue."""
+    if run.launcher == Run.Launcher.SLURM:
+        return slurm_queue()
     return run.environment.get("worker_queue") or settings.OR1_LOCAL_LAUNCH_QUEUE
 
 

@@ -31,6 +31,8 @@ Variables
                                 OR1_WORKER_QUEUE
     OR1_LOCAL_LAUNCH_QUEUE      where ``launch_run`` sends local runs; default OR1_WORKER_QUEUE (one host runs
                                 web and worker); name a GPU host's queue when the web tier runs elsewhere
+    OR1_SLURM_QUEUE             where Slurm runs are submitted, cancelled and followed (workers that reach
+                                slurmrestd and mount the clusters' runs directories); default OR1_LOCAL_LAUNCH_QUEUE
     OR1_PUBLIC_URL              how a trainer reaches the platform's ingestion API; default http://127.0.0.1:8000
     OR1_CANCEL_GRACE_S          seconds a cancelled trainer gets to checkpoint after SIGTERM before SIGKILL (30)
     OR1_RECONCILE_INTERVAL_S    how often beat checks the active runs (10)
@@ -292,6 +294,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 OR1_WORKER_QUEUE = env_str("OR1_WORKER_QUEUE", f"host.{socket.gethostname()}")
 OR1_WORKER_QUEUES = env_list("OR1_WORKER_QUEUES", [CELERY_TASK_DEFAULT_QUEUE, OR1_WORKER_QUEUE])
 OR1_LOCAL_LAUNCH_QUEUE = env_str("OR1_LOCAL_LAUNCH_QUEUE", OR1_WORKER_QUEUE)
+OR1_SLURM_QUEUE = env_str("OR1_SLURM_QUEUE", "")  # empty: experiments.actions.slurm_queue() picks the launch queue
 OR1_CANCEL_GRACE_S = env_int("OR1_CANCEL_GRACE_S", 30)
 OR1_RECONCILE_INTERVAL_S = env_int("OR1_RECONCILE_INTERVAL_S", 10)
 CELERY_BEAT_SCHEDULE = {

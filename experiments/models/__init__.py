@@ -3,6 +3,7 @@
 from experiments.models.alerts import RunAlert
 from experiments.models.audit import AuditEntry
 from experiments.models.checkpoints import Checkpoint
+from experiments.models.clusters import SlurmCluster, SlurmJob
 from experiments.models.dashboards import SavedView
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
@@ -35,6 +36,8 @@ __all__ = [
     "RunStatus",
     "SavedView",
     "Share",
+    "SlurmCluster",
+    "SlurmJob",
     "StageRecord",
     "Sweep",
     "SweepPoint",

@@ -147,6 +147,7 @@ class V0038Adapter(SlurmAdapter):
             "constraints": request.constraint,
             "standard_output": request.stdout,
             "standard_error": request.stderr,
+            "requeue": request.requeue,
         }
         job.update({k: v for k, v in optional.items() if v is not None})
         return {"script": request.script, "job": job}
@@ -192,6 +193,7 @@ class V0040Adapter(SlurmAdapter):
             "constraints": request.constraint,
             "standard_output": request.stdout,
             "standard_error": request.stderr,
+            "requeue": request.requeue,
         }
         job.update({k: v for k, v in optional.items() if v is not None})
         return {"job": job}

@@ -58,6 +58,9 @@ class JobRequest:
     stdout: str | None = None
     stderr: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    # False: Slurm must not requeue the job itself after a node failure or a preemption (it would rerun the
+    # script from the start); the platform requeues the run with --resume instead. None: the cluster's default.
+    requeue: bool | None = None
 
     def __post_init__(self):
         if not self.script.startswith("#!"):

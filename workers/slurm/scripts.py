@@ -50,6 +50,12 @@ class JobScriptSpec:
     "--resume"). A single process runs `trainer_command + trainer_args`; a distributed run runs
     `torchrun ... -m trainer_module + trainer_args` on every node. `procs_per_node` defaults to one
     per GPU. `env_setup` is the cluster's template (`source .../activate`, `module load ...`).
+
+    `log_file` (a name in the run directory): everything the script and the trainer print, the template's
+    output included, is appended there, so a relaunch adds to the same log. `exit_status_file` (a name in
+    the run directory): the trainer (or srun) runs as a child of the script instead of replacing it, and
+    the script writes `{"exit_code": N, ...}` there when it ends, so the outcome is known after Slurm has
+    forgotten the job; SIGTERM to the script is forwarded to the child.
     """
 
     run_dir: str
@@ -63,6 +69,8 @@ class JobScriptSpec:
     trainer_command: Sequence[str] = ("or1-train",)
     trainer_module: str = "or1_train.cli"
     torchrun: str = "torchrun"
+    log_file: str | None = None
+    exit_status_file: str | None = None
 
     def __post_init__(self):
         if self.nodes < 1:
@@ -73,6 +81,9 @@ class JobScriptSpec:
             raise ValueError("run_dir is required")
         if "\0" in self.env_setup:
             raise ValueError("env_setup contains a NUL byte")
+        for name in (self.log_file, self.exit_status_file):
+            if name is not None and (not name or "/" in name or name in (".", "..")):
+                raise ValueError(f"{name!r} must be a file name in the run directory")
 
     @property
     def nprocs_per_node(self) -> int:
@@ -92,6 +103,36 @@ def _join(words: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
 
+def _supervised(command: str, exit_status_file: str) -> list[str]:
+    """Run `command` as a child, forward SIGTERM to it, and record how it ended before exiting the same way.
+
+    `wait` returns early when the trap runs, so it is repeated until the child is gone; bash keeps the
+    status of a reaped child, so the last `wait` gives the child's own code. Writing the file is best
+    effort: failing to write it must not turn a trainer's success into a failed job.
+    """
+    tmp, final = shlex.quote(f".{exit_status_file}.tmp"), shlex.quote(exit_status_file)
+    record = '{"exit_code": %d, "signal": null, "slurm_job_id": "%s", "finished_at": %s}\\n'
+    return [
+        "# The trainer runs as a child so that this script can record how it ended. Slurm's SIGTERM (a",
+        "# cancel, the time limit) reaches it directly and is forwarded once more: the trainer tolerates both.",
+        "child=",
+        """trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; fi' TERM""",
+        f"{command} &",
+        "child=$!",
+        "code=0",
+        "while :; do",
+        '  wait "$child" && code=0 || code=$?',
+        '  kill -0 "$child" 2>/dev/null || break',
+        "done",
+        'wait "$child" && code=0 || code=$?',
+        'echo "or1: the trainer exited with code $code" >&2',
+        f"{{ printf '{record}' \\",
+        f'    "$code" "${{SLURM_JOB_ID:-}}" "$(date +%s)" > {tmp} && mv -f {tmp} {final}; }} \\',
+        f'  || echo "or1: could not write {_comment_safe(exit_status_file)}" >&2',
+        'exit "$code"',
+    ]
+
+
 def render_job_script(spec: JobScriptSpec) -> str:
     """The complete batch script (bash) for `spec`."""
     lines = [
@@ -107,6 +148,9 @@ def render_job_script(spec: JobScriptSpec) -> str:
     if spec.cpus_per_task:
         lines.append(f"#SBATCH --cpus-per-task={spec.cpus_per_task}")
     lines += ["set -euo pipefail", ""]
+    if spec.log_file:
+        log = f"{spec.run_dir.rstrip('/')}/{spec.log_file}"
+        lines += [f"exec >>{shlex.quote(log)} 2>&1", ""]
 
     if spec.env_setup.strip():
         # Activation scripts and `module load` often read unset variables; -u is off while they run.
@@ -119,7 +163,11 @@ def render_job_script(spec: JobScriptSpec) -> str:
     ]
 
     if not spec.distributed:
-        lines.append(f"exec {_join([*spec.trainer_command, *spec.trainer_args])}")
+        command = _join([*spec.trainer_command, *spec.trainer_args])
+        if spec.exit_status_file:
+            lines += _supervised(command, spec.exit_status_file)
+        else:
+            lines.append(f"exec {command}")
         return "\n".join(lines) + "\n"
 
     srun = ["srun", '--nodes="$SLURM_NNODES"', "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
@@ -145,7 +193,7 @@ def render_job_script(spec: JobScriptSpec) -> str:
         f"MASTER_PORT=$(( {MASTER_PORT_BASE} + SLURM_JOB_ID % {MASTER_PORT_SPAN} ))",
         "export MASTER_ADDR MASTER_PORT",
         "",
-        f"exec {' '.join(srun)} \\",
-        f"  {' '.join(torchrun)}",
     ]
+    launch = f"{' '.join(srun)} \\\n  {' '.join(torchrun)}"
+    lines += _supervised(launch, spec.exit_status_file) if spec.exit_status_file else [f"exec {launch}"]
     return "\n".join(lines) + "\n"
