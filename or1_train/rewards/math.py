@@ -133,9 +133,7 @@ class MathVerifier:
     one by one, so only the item at fault scores 0.
     """
 
-    def __init__(
-        self, workers: int = 2, timeout_s: float = 5.0, *, chunk_size: int = 16, grace_s: float = 2.0
-    ) -> None:
+    def __init__(self, workers: int = 2, timeout_s: float = 5.0, *, chunk_size: int = 16, grace_s: float = 2.0) -> None:
         if workers < 1 or chunk_size < 1 or timeout_s <= 0:
             raise ValueError("workers and chunk_size must be >= 1 and timeout_s > 0")
         self.workers = workers
@@ -159,9 +157,7 @@ class MathVerifier:
             else:
                 todo.append(_Item(i, text, gold))
         size = self.chunk_size
-        tasks = collections.deque(
-            _Task(tuple(todo[k : k + size]), size == 1) for k in range(0, len(todo), size)
-        )
+        tasks = collections.deque(_Task(tuple(todo[k : k + size]), size == 1) for k in range(0, len(todo), size))
         self._run(tasks, results)
         return results  # type: ignore[return-value]
 
@@ -235,9 +231,7 @@ class MathVerifier:
             # in whatever state they were in.
             context = multiprocessing.get_context("spawn")
             ready = context.Barrier(self.workers)  # each worker's initializer waits for all the others
-            pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(ready,)
-            )
+            pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(ready,))
             # One task per worker makes the executor start all of them; none can finish before all are ready.
             warm, _ = cf.wait([pool.submit(_pid) for _ in range(self.workers)], timeout=_START_TIMEOUT_S)
             if len(warm) < self.workers or any(f.exception() for f in warm):

@@ -164,9 +164,7 @@ class HfEngine(RolloutEngine):
             self.model.train(was_training)
         responses = sequences[:, width:]
         logprobs = recorder.finish(sequences)
-        samples = [
-            self._to_sample(responses[r].tolist(), logprobs[r].tolist(), max_tokens) for r in range(len(rows))
-        ]
+        samples = [self._to_sample(responses[r].tolist(), logprobs[r].tolist(), max_tokens) for r in range(len(rows))]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _to_sample(self, tokens: list[int], logprobs: list[float], max_tokens: int) -> Sample:
@@ -175,9 +173,7 @@ class HfEngine(RolloutEngine):
         end = next((k + 1 for k, t in enumerate(tokens) if t in stops), None)
         if end is None:
             if len(tokens) != max_tokens:
-                raise RuntimeError(
-                    f"HF generate ended a row after {len(tokens)} < {max_tokens} tokens without eos"
-                )
+                raise RuntimeError(f"HF generate ended a row after {len(tokens)} < {max_tokens} tokens without eos")
             finish = "length"
             end = len(tokens)
         else:

@@ -17,9 +17,17 @@ from or1_train.rewards.math import MathScore, MathVerifier, extract_answer_text,
 PATHOLOGICAL = "So the answer is $\\boxed{9^{9^{9^{9}}}}$."
 
 
+# Deadlines that must never fire on a sound answer are many times an idle machine's cost (a cold sympy parse
+# is ~60 ms, an algebraic verify ~30 ms), because the test machine may be heavily shared.
+SOUND_TIMEOUT_S = 5.0
+# The failure tests run their pathological item into the deadline, so theirs is shorter; the innocent items
+# next to it still get 50x their idle cost.
+SHORT_TIMEOUT_S = 3.0
+
+
 @pytest.fixture(scope="module")
 def verifier():
-    v = MathVerifier(workers=2, timeout_s=1.0, grace_s=0.5)
+    v = MathVerifier(workers=2, timeout_s=SOUND_TIMEOUT_S)
     yield v
     v.close()
 
@@ -80,15 +88,15 @@ def test_mismatched_lengths_are_refused(verifier):
         verifier.score(["\\boxed{1}"], [])
 
 
-def test_a_pathological_answer_times_out_to_zero_and_the_pool_goes_on(verifier):
-    before = verifier.timeouts
-    t0 = time.monotonic()
-    scores = verifier.score([PATHOLOGICAL, "\\boxed{0.5}"], ["1", "\\frac{1}{2}"])
-    assert time.monotonic() - t0 < 10
-    assert scores[0] == MathScore(0.0, True, "timeout")
-    assert scores[1].reward == 1.0
-    assert verifier.timeouts == before + 1
-    assert rewards(verifier, [("\\boxed{\\frac{3}{6}}", "0.5")]) == [1.0]
+def test_a_pathological_answer_times_out_to_zero_and_the_pool_goes_on():
+    with MathVerifier(workers=2, timeout_s=1.0) as v:
+        assert rewards(v, [("\\boxed{0.5}", "\\frac{1}{2}")]) == [1.0]  # the pool is up and warm
+        t0 = time.monotonic()
+        scores = v.score([PATHOLOGICAL, "so \\boxed{1/2}"], ["1", "1/2"])
+        assert time.monotonic() - t0 < 8  # the 1 s deadline, not sympy, decides when it ends
+        assert scores == [MathScore(0.0, True, "timeout"), MathScore(1.0, False, "exact_match")]
+        assert v.timeouts == 1 and v.pool_restarts == 0  # the alarm ended it: the worker lives on
+        assert rewards(v, [("\\boxed{\\frac{3}{6}}", "0.5")]) == [1.0]
 
 
 def _workers_of(verifier) -> list[multiprocessing.Process]:
@@ -107,7 +115,7 @@ def _score_in_thread(verifier, responses, golds):
 def test_a_stuck_worker_is_killed_and_only_its_item_scores_zero():
     """SIGSTOP stands in for sympy stuck in C code, where no alarm reaches it: only the parent's deadline
     ends it. The innocent item of the same chunk is retried and keeps its real score."""
-    with MathVerifier(workers=2, timeout_s=1.0, grace_s=0.5) as v:
+    with MathVerifier(workers=2, timeout_s=SHORT_TIMEOUT_S, grace_s=0.5) as v:
         workers = _workers_of(v)
         thread, out = _score_in_thread(v, [PATHOLOGICAL, "\\boxed{2/4}"], ["1", "\\frac{1}{2}"])
         time.sleep(0.3)
@@ -122,7 +130,7 @@ def test_a_stuck_worker_is_killed_and_only_its_item_scores_zero():
 
 
 def test_a_killed_worker_breaks_the_pool_which_is_replaced():
-    with MathVerifier(workers=2, timeout_s=1.0, grace_s=0.5) as v:
+    with MathVerifier(workers=2, timeout_s=SHORT_TIMEOUT_S, grace_s=0.5) as v:
         workers = _workers_of(v)
         thread, out = _score_in_thread(v, [PATHOLOGICAL, "\\boxed{2/4}"], ["1", "\\frac{1}{2}"])
         time.sleep(0.3)

@@ -88,9 +88,7 @@ def test_the_same_request_gives_the_same_samples_and_other_seeds_other_ones(engi
     assert len({tuple(s.token_ids) for s in a[0]}) == 4
 
 
-def test_sampled_logprobs_match_a_forward_pass_of_the_left_padded_rows(
-    engine, tiny_prompts, reference_logprobs
-):
+def test_sampled_logprobs_match_a_forward_pass_of_the_left_padded_rows(engine, tiny_prompts, reference_logprobs):
     prompts = tiny_prompts[:4]  # of different lengths, so all but the longest are left-padded
     assert len({len(p) for p in prompts}) > 1
     out = generate(engine, prompts)
@@ -129,9 +127,7 @@ def test_sampling_ignores_the_checkpoints_generation_defaults(
     assert max_logprob_gap(out, tiny_prompts[:2], eng.model, reference_logprobs) < 1e-4
 
 
-def test_an_engine_on_the_actors_own_model_follows_it_without_a_copy(
-    tiny_model_dir, tiny_prompts, reference_logprobs
-):
+def test_an_engine_on_the_actors_own_model_follows_it_without_a_copy(tiny_model_dir, tiny_prompts, reference_logprobs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from or1_train.rollout.base import stop_token_ids

@@ -27,9 +27,7 @@ def test_sample_seeds_do_not_depend_on_the_process():
     """Python salts str hashes per process; the seed must not be built on hash()."""
     code = "from or1_train.seeding import sample_seed; print(sample_seed(3, 4, 5))"
     values = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         for _ in range(2)
     }
     assert values == {str(sample_seed(3, 4, 5))}

@@ -122,9 +122,7 @@ def test_sampled_logprobs_are_those_of_the_tempered_nucleus(engine, actor, tiny_
     assert max_logprob_gap(out, prompts, actor, reference_logprobs) > 0.1
 
 
-def test_update_weights_makes_the_engine_follow_the_actor(
-    engine, tiny_model_dir, tiny_prompts, reference_logprobs
-):
+def test_update_weights_makes_the_engine_follow_the_actor(engine, tiny_model_dir, tiny_prompts, reference_logprobs):
     from transformers import AutoModelForCausalLM
 
     prompts = tiny_prompts[:4]
