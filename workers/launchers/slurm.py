@@ -36,6 +36,8 @@ from workers.wrapper import EXIT_STATUS_FILE
 
 #: the run directory: the job user writes it through the group (setgid: files keep the runs dir's group)
 RUN_DIR_MODE = 0o2770
+#: files the platform writes there: the trainer rewrites its spec file (normalised) when it starts
+RUN_FILE_MODE = 0o660
 #: first line of every job's environment setup, before the cluster's template
 UMASK_LINE = "umask 0002"
 
@@ -107,6 +109,7 @@ def prepare_run_dir(run_dir: Path, spec: dict, *, resume: bool) -> None:
     spec_file = run_dir / SPEC_FILE
     if not resume or not spec_file.exists():
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        os.chmod(spec_file, RUN_FILE_MODE)
     (run_dir / EXIT_STATUS_FILE).unlink(missing_ok=True)  # a new attempt: the last one's outcome is history
 
 
