@@ -220,12 +220,8 @@ def finish(run: Run, job: SlurmJob, info: JobInfo, *, note: str = "") -> str:
     limits = run.spec_as_launched.get("resources", {})
     if state == "COMPLETED":
         late = " before the cancel reached it" if run.status == RunStatus.CANCELLING else ""
-        finished = f"the trainer finished{late}"
-        run.transition_to(RunStatus.SUCCEEDED, reason=f"{finished} ({where})", exit_code=0)
-    elif run.status == RunStatus.CANCELLING or state == "CANCELLED" or code == EXIT_CANCELLED:
-        if run.status != RunStatus.CANCELLING:
-            origin = "Slurm cancelled the job" if state == "CANCELLED" else "the trainer received SIGTERM"
-            run.transition_to(RunStatus.CANCELLING, reason=f"{origin} outside OR1 Lab (scancel or an admin)")
+        run.transition_to(RunStatus.SUCCEEDED, reason=f"the trainer finished{late} ({where})", exit_code=0)
+    elif run.status == RunStatus.CANCELLING:
         if code == EXIT_CANCELLED:
             how = "the trainer checkpointed and stopped on SIGTERM"
         elif job.kill_sent_at is not None:
@@ -251,6 +247,12 @@ def finish(run: Run, job: SlurmJob, info: JobInfo, *, note: str = "") -> str:
             "with resources.memory_gb",
             exit_code=code,
         )
+    elif state == "CANCELLED" or (state == "FAILED" and code == EXIT_CANCELLED):
+        # Not OR1 Lab's cancel (the run would be cancelling): scancel, or a SIGTERM from an administrator.
+        origin = "Slurm cancelled the job" if state == "CANCELLED" else "the trainer received SIGTERM"
+        run.transition_to(RunStatus.CANCELLING, reason=f"{origin} outside OR1 Lab (scancel or an admin)")
+        how = "the trainer checkpointed and stopped on SIGTERM" if code == EXIT_CANCELLED else "cancelled"
+        run.transition_to(RunStatus.CANCELLED, reason=f"{how} ({where})", exit_code=code)
     else:
         run.transition_to(RunStatus.FAILED, reason=_failure(run, info, code, where), exit_code=code)
     return run.status
