@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from or1_train.algo.losses import aggregation_counts, entropy_from_logits, logprobs_from_logits, policy_loss
+from or1_train.algo.losses import aggregation_counts, policy_loss
 from or1_train.checkpoint import MODEL_DIR, OPTIMIZER_FILE
 from or1_train.engine.base import MiniBatch, pack_by_tokens, response_mask
+from or1_train.engine.chunked import response_logprobs
 from or1_train.spec import EngineSpec, LossSpec, OptimSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -69,27 +70,20 @@ class TorchActor:
     def _forward(
         self, prompts: list[list[int]], responses: list[list[int]], temperature: float, with_entropy: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """Log-probs [n, T] of each response token (and entropies) for one micro-batch, with autograd."""
-        seqs = [p + r for p, r in zip(prompts, responses, strict=True)]
-        length = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), length), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(seqs), length), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            input_ids[i, : len(s)] = torch.tensor(s)
-            attention[i, : len(s)] = 1
-        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-        width = max([len(r) for r in responses] + [1])
-        # gather the logits that predict each response token: position len(prompt)-1+t predicts response[t]
-        index = torch.zeros((len(seqs), width), dtype=torch.long)
-        labels = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
-            index[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
-            labels[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        index, labels = index.to(self.device), labels.to(self.device)
-        picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1])) / temperature
-        logprobs = logprobs_from_logits(picked, labels)
-        entropy = entropy_from_logits(picked) if with_entropy else None
-        return logprobs, entropy
+        """Log-probs [n, T] of each response token (and entropies) for one micro-batch, with autograd.
+
+        The head runs in chunks along the tokens (`or1_train.engine.chunked`), so the [tokens x vocab] logits
+        never exist at once; the DeepSpeed engine runs the same function.
+        """
+        return response_logprobs(
+            self.model,
+            prompts,
+            responses,
+            temperature=temperature,
+            with_entropy=with_entropy,
+            pad_id=self.pad_id,
+            device=self.device,
+        )
 
     @torch.no_grad()
     def logprobs(
