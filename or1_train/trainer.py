@@ -109,6 +109,7 @@ class Trainer:
             gpu_memory_utilization=spec.rollout.gpu_memory_utilization,
             tensor_parallel_size=spec.rollout.tensor_parallel_size,
             enforce_eager=spec.rollout.enforce_eager,
+            enable_sleep_mode=spec.rollout.sleep_during_update,
         )
         self.rewarder = Rewarder(spec.reward)
         self.controller = EntropyController(
@@ -332,6 +333,7 @@ class Trainer:
         coef_before = self.controller.coef
         alpha = self.controller.coefficient_for_step(signal_value)
 
+        self.rollout.sleep()  # colocated on a GPU: hand vLLM's memory to the update (a no-op on CPUs)
         t0 = time.perf_counter()
         n_sgd = stage.n_sgd
         per = len(groups) // n_sgd if len(groups) >= n_sgd else len(groups)
@@ -349,6 +351,7 @@ class Trainer:
         self.controller.update(signal_value)
 
         t0 = time.perf_counter()
+        self.rollout.wake_up()
         self.rollout.update_weights(self.actor.named_weights())
         m["timing_s/weight_sync"] = time.perf_counter() - t0
         for name, values in totals.items():
