@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
 
@@ -25,10 +25,13 @@ from experiments.models import (
     Project,
     Run,
     RunEvent,
+    SlurmCluster,
+    SlurmJob,
     StageRecord,
     Sweep,
     Team,
 )
+from experiments.secrets import SecretUnreadable
 from or1_train.spec import validate_spec
 
 
@@ -257,3 +260,115 @@ class SweepAdmin(JSONAdmin):
     list_filter = ["status", "project__team"]
     search_fields = ["name", "project__name"]
     raw_id_fields = ["base_experiment"]
+
+
+# ------------------------------------------------------------------------------------------ Slurm clusters
+
+
+def _plain_http_urls(db_field, **kwargs):
+    """slurmrestd usually speaks plain HTTP inside the cluster: a URL typed without a scheme means http."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "http")
+    return db_field.formfield(**kwargs)
+
+
+class SlurmClusterForm(forms.ModelForm):
+    """The cluster's settings plus write-only credentials: a stored token or key is never sent back to the
+    browser (the page says "set" or "not set"); typing a new one, or uploading a key file, replaces it."""
+
+    new_token = forms.CharField(
+        label="Replace the token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="A fixed JWT for the Slurm user ('scontrol token username=U lifespan=S' prints it). "
+        "Leave empty to keep what is stored.",
+    )
+    new_jwt_key = forms.FileField(
+        label="Replace the JWT key",
+        required=False,
+        help_text="Or upload the cluster's jwt_hs256.key (AuthAltParameters=jwt_key=...): short tokens are "
+        "then minted per request. Whoever holds it can act as any Slurm user.",
+    )
+
+    class Meta:
+        model = SlurmCluster
+        fields = [
+            "team", "name", "rest_url", "api_version", "user", "new_token", "new_jwt_key", "jwt_key_file",
+            "token_lifespan_s", "partition", "account", "qos", "job_template", "trainer_command", "runs_dir",
+            "ingest_url",
+        ]  # fmt: skip
+        widgets = {"job_template": forms.Textarea(attrs={"rows": 5, "cols": 90, "spellcheck": "false"})}
+        formfield_callback = _plain_http_urls
+
+    def clean(self):
+        data = super().clean()
+        given = [name for name in ("new_token", "new_jwt_key", "jwt_key_file") if data.get(name)]
+        if len(given) > 1:
+            raise forms.ValidationError("give one of a token, a key file upload or a key file path, not several")
+        stored = self.instance.pk and (self.instance.token_encrypted or self.instance.jwt_key_encrypted)
+        if not given and not stored:
+            raise forms.ValidationError("the cluster needs credentials: a token, a key upload or a key file path")
+        return data
+
+    def save(self, commit=True):
+        cluster = super().save(commit=False)
+        if self.cleaned_data.get("new_token"):
+            cluster.set_token(self.cleaned_data["new_token"])
+        elif self.cleaned_data.get("new_jwt_key"):
+            cluster.set_jwt_key(self.cleaned_data["new_jwt_key"].read())
+        elif cluster.jwt_key_file:
+            cluster.token_encrypted = cluster.jwt_key_encrypted = ""
+        if commit:
+            cluster.save()
+        return cluster
+
+
+@admin.register(SlurmCluster)
+class SlurmClusterAdmin(admin.ModelAdmin):
+    form = SlurmClusterForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}  # as _plain_http_urls
+    list_display = ["name", "team", "rest_url", "api_version", "user", "credentials_status", "runs_dir"]
+    list_filter = ["team", "api_version"]
+    search_fields = ["name", "rest_url", "user"]
+    readonly_fields = ["credentials_status"]
+    actions = ["ping"]
+    fieldsets = [
+        (None, {"fields": ["team", "name", "rest_url", "api_version"]}),
+        ("Credentials (write-only)", {"fields": [
+            "user", "credentials_status", "new_token", "new_jwt_key", "jwt_key_file", "token_lifespan_s",
+        ]}),
+        ("Jobs", {"fields": [
+            "partition", "account", "qos", "job_template", "trainer_command", "runs_dir", "ingest_url",
+        ]}),
+    ]  # fmt: skip
+
+    @admin.display(description="credentials")
+    def credentials_status(self, cluster: SlurmCluster) -> str:
+        kinds = {"token": "token: set", "key": "JWT key: set", "key file": f"key file: {cluster.jwt_key_file}"}
+        return kinds.get(cluster.credentials, "not set")
+
+    @admin.action(description="Ping the selected clusters through slurmrestd")
+    def ping(self, request, queryset) -> None:
+        from workers.slurm import SlurmError
+
+        for cluster in queryset:
+            try:
+                with cluster.client(timeout=5) as client:
+                    answer = client.ping()
+            except (SlurmError, SecretUnreadable, OSError, ValueError) as exc:
+                self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if answer.ok else messages.WARNING
+            state = "up" if answer.ok else "answers, but no slurmctld responds"
+            release = f"Slurm {answer.slurm_release} via {answer.api_version}"
+            self.message_user(request, f"{cluster}: {release}, {state}", level)
+
+
+@admin.register(SlurmJob)
+class SlurmJobAdmin(admin.ModelAdmin):
+    list_display = ["job_id", "cluster_name", "run", "attempt", "state", "reason", "node_list", "exit_code"]
+    list_filter = ["state", "cluster"]
+    search_fields = ["job_id", "run__id", "node_list"]
+    raw_id_fields = ["run", "cluster"]
+    readonly_fields = ["last_seen_at", "term_sent_at", "kill_sent_at", "last_error"]

@@ -22,7 +22,7 @@ from django.forms import formset_factory
 
 from experiments.forms.sections import SectionForm, section_form
 from experiments.forms.wording import describe_path, humanize, label_for, tokens
-from experiments.models import DatasetSource, Team
+from experiments.models import DatasetSource, SlurmCluster, Team
 from or1_train.spec import (
     CheckpointSpec,
     DataSource,
@@ -112,9 +112,9 @@ SECTIONS = [
     Section(
         "resources",
         "Resources",
-        section_form(ResourceSpec, primary=("launcher", "gpus_per_node", "nodes", "max_restarts")),
-        "Where the run goes: a Celery worker on one host (local) or a Slurm cluster (registered clusters "
-        "arrive with the Slurm launcher).",
+        section_form(ResourceSpec, primary=("launcher", "cluster", "gpus_per_node", "nodes", "max_restarts")),
+        "Where the run goes: a Celery worker on one host (local) or one of the team's Slurm clusters "
+        "(registered by an operator in the admin).",
     ),
     Section("loss", "Loss", section_form(LossSpec), _intro(LossSpec), advanced=True),
     Section("optim", "Optimizer", section_form(OptimSpec), _intro(OptimSpec), advanced=True),
@@ -227,6 +227,8 @@ class SpecEditor:
                         yaml.safe_dump(sets, sort_keys=False, default_flow_style=None, width=10**6) if sets else ""
                     )
                 self.sections[s.key] = s.form(prefix=s.key, initial=initial)
+        self.clusters = list(SlurmCluster.objects.filter(team=team).values_list("name", flat=True))
+        self._cluster_choices(self.sections["resources"])
         if data is not None:
             for form in self._all_forms():
                 form.is_valid()  # every field is optional text: this only fills cleaned_data
@@ -234,6 +236,18 @@ class SpecEditor:
                 self._formset_problems()
 
     # ------------------------------------------------------------------ building blocks
+
+    def _cluster_choices(self, form: forms.Form) -> None:
+        """``resources.cluster`` as a choice of the team's Slurm clusters (shown for the Slurm launcher only,
+        see editor.js); a name that is no longer registered stays selectable, marked, so it is not lost."""
+        current = str(form["cluster"].value() or "")
+        choices = [("", "(choose a cluster)")] + [(name, name) for name in self.clusters]
+        if current and current not in self.clusters:
+            choices.append((current, f"{current} (not registered)"))
+        field = form.fields["cluster"]
+        field.widget = forms.Select(choices=choices, attrs={"data-launcher": "slurm"})
+        if not self.clusters:
+            field.help_text = "This team has no Slurm cluster yet: an operator registers one in the admin."
 
     def _source_formset(self, rows: list[dict[str, Any]]):
         return SourceFormSet(prefix="sources", initial=rows)
@@ -392,6 +406,10 @@ class SpecEditor:
         except SpecError as exc:
             problems = problems + exc.errors
             parsed = None
+        cluster = parsed.resources.cluster if parsed is not None else None
+        if cluster and cluster not in self.clusters:
+            known = ", ".join(self.clusters) or "none yet"
+            problems = problems + [FieldError("resources.cluster", f"is not a Slurm cluster of this team ({known})")]
         if problems or parsed is None:
             self.add_errors(problems)
             return None

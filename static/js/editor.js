@@ -40,13 +40,26 @@
     if (total) total.textContent = Number.isInteger(start) ? start + " steps in all" : "";
   }
 
+  // Fields that only mean something for one launcher (the Slurm cluster) show only when it is chosen.
+  function updateLauncher() {
+    const launcher = document.querySelector("[name='resources-launcher']");
+    document.querySelectorAll("[data-launcher]").forEach((input) => {
+      const field = input.closest(".field") || input;
+      field.style.display = !launcher || launcher.value === input.dataset.launcher ? "" : "none";
+    });
+  }
+
   function update() {
     updateMix();
     updateStages();
+    updateLauncher();
   }
 
   document.addEventListener("input", (event) => {
     if (event.target.closest("#sources-section, #stages-section")) update();
+  });
+  document.addEventListener("change", (event) => {
+    if (event.target.name === "resources-launcher") updateLauncher();
   });
   document.addEventListener("htmx:afterSettle", update);
   document.addEventListener("DOMContentLoaded", update);
