@@ -177,3 +177,19 @@ def test_members_are_managed_by_owners_and_a_team_keeps_an_owner(cast, owner):
     assert owner.delete(f"{members}{cast.users['viewer'].pk}/").status_code == 204
     actions = list(AuditEntry.objects.filter(target_type="user").values_list("action", "target_label"))
     assert actions == [("member.remove", "vera"), ("member.add", "bob")]
+
+
+def test_the_schema_is_valid_openapi_and_the_docs_are_served_locally(cast, client):
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(schema)  # raises on an invalid OpenAPI 3 document
+    assert schema["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
+    cancel = schema["paths"]["/api/v1/runs/{id}/cancel/"]["post"]["responses"]
+    assert set(cancel) == {"200", "400", "401", "403", "404", "409"}
+    assert cancel["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+    assert client.get("/api/schema/").status_code == 200
+    client.force_login(cast.users["viewer"])
+    docs = client.get("/api/docs/").content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in docs and "cdn" not in docs.lower()
