@@ -27,11 +27,16 @@ Point = tuple[int, float]  # step, value
 
 @dataclass(frozen=True)
 class Buckets:
-    """Equal-width step buckets over ``lo..hi``; ``width`` 1 means "no bucketing, send every point"."""
+    """Equal-width step buckets over ``lo..hi``; ``width`` 1 means "no bucketing, send every point".
+
+    ``level`` > 1: the buckets are whole tiles of that many steps (``lo`` and ``hi + 1`` are multiples of it and
+    ``width`` is), so PostgreSQL can build them from pre-aggregated tiles instead of points.
+    """
 
     lo: int
     hi: int
     width: int
+    level: int = 1
 
     @property
     def raw(self) -> bool:
@@ -41,14 +46,24 @@ class Buckets:
         return (step - self.lo) // self.width
 
 
-def plan(lo: int, hi: int, budget: int) -> Buckets:
-    """Buckets for a range so that a series in it yields at most about ``budget`` points."""
+def plan(lo: int, hi: int, budget: int, levels: Sequence[int] = ()) -> Buckets:
+    """Buckets for a range so that a series in it yields at most about ``budget`` points (two per bucket).
+
+    With tile ``levels``, a bucket is one tile of the smallest level that keeps the buckets within the budget,
+    and the range is widened to whole tiles: between a half and all of the buckets the budget allows (a
+    quarter for ranges under four times the budget, which are one zoom from exact), in exchange for reading
+    one pre-aggregated row per bucket. Planned the same way on every database, so charts do not depend on it.
+    """
     if hi < lo:
         hi = lo
     span = hi - lo + 1
     if span <= budget:
         return Buckets(lo, hi, 1)
-    return Buckets(lo, hi, math.ceil(span / max(1, budget // 2)))
+    count = max(1, budget // 2)
+    if not levels:
+        return Buckets(lo, hi, math.ceil(span / count))
+    level = next((size for size in sorted(levels) if (hi // size - lo // size + 1) <= count), max(levels))
+    return Buckets(lo // level * level, (hi // level + 1) * level - 1, level, level)
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,6 @@ class Bucket:
 
     index: int
     count: int
-    mean_step: float
     mean: float
     low: Point  # the lowest value (earliest step among equals)
     high: Point  # the highest value (latest step among equals)
@@ -73,8 +87,9 @@ class Downsampled:
     values: list[float]
     count: int
     exact: bool
-    #: per bucket (index, mean step, mean value, count); None when the series is exact
-    means: tuple[list[int], list[float], list[float], list[int]] | None
+    #: per bucket (index, mean value, count); None when the series is exact. A page draws a bucket's mean at
+    #: the middle of its steps (``lo + (index + 0.5) * width``), so the steps need not be sent.
+    means: tuple[list[int], list[float], list[int]] | None
     final: Point | None
     maximum: Point | None
     minimum: Point | None
@@ -104,7 +119,6 @@ def _bucket(index: int, points: list[Point]) -> Bucket:
     return Bucket(
         index=index,
         count=n,
-        mean_step=sum(p[0] for p in points) / n,
         mean=math.fsum(p[1] for p in points) / n,
         low=low,
         high=high,
@@ -119,32 +133,32 @@ def assemble(buckets: Sequence[Bucket]) -> Downsampled:
         return Downsampled([], [], 0, True, None, None, None, None)
     steps: list[int] = []
     values: list[float] = []
-    last_index = len(buckets) - 1
-    for i, bucket in enumerate(buckets):
-        chosen = {bucket.low[0]: bucket.low[1], bucket.high[0]: bucket.high[1]}
-        if i == 0:
-            chosen[bucket.first[0]] = bucket.first[1]
-        if i == last_index:
-            chosen[bucket.last[0]] = bucket.last[1]
-        for step in sorted(chosen):
-            steps.append(step)
-            values.append(chosen[step])
-    exact = all(b.count <= 2 for b in buckets)
+    first, last = buckets[0].first, buckets[-1].last
+    if first[0] < min(buckets[0].low[0], buckets[0].high[0]):
+        steps.append(first[0])
+        values.append(first[1])
+    exact = True
+    for bucket in buckets:
+        low, high = bucket.low, bucket.high
+        pair = (low, high) if low[0] <= high[0] else (high, low)
+        for step, value in pair:
+            if not steps or step > steps[-1]:
+                steps.append(step)
+                values.append(value)
+        exact = exact and bucket.count <= 2
+    if last[0] > steps[-1]:
+        steps.append(last[0])
+        values.append(last[1])
     means = None
     if not exact:
-        means = (
-            [b.index for b in buckets],
-            [round(b.mean_step, 1) for b in buckets],
-            [b.mean for b in buckets],
-            [b.count for b in buckets],
-        )
+        means = ([b.index for b in buckets], [b.mean for b in buckets], [b.count for b in buckets])
     return Downsampled(
         steps=steps,
         values=values,
         count=sum(b.count for b in buckets),
         exact=exact,
         means=means,
-        final=buckets[-1].last,
+        final=last,
         maximum=max((b.high for b in buckets), key=lambda p: (p[1], p[0])),
         minimum=min((b.low for b in buckets), key=lambda p: (p[1], p[0])),
     )

@@ -1,12 +1,15 @@
 """Reading chart series from the metric table: downsampled ranges, live increments, the x-axis maps.
 
-Every read goes through the (run, name, step) index. ``read`` first finds each series' step range with two
-index probes per series, plans one set of buckets for the whole request (so runs compared side by side share
-bucket boundaries and can be averaged bucket by bucket), then either fetches every point (a range no wider
-than the budget) or aggregates buckets. On PostgreSQL the aggregation is one ``GROUP BY`` query: the lowest and
-highest point of a bucket come from ``min``/``max`` over ``ARRAY[value, step]`` (arrays compare element by
-element), so no window function or second pass is needed and only the bucket rows leave the database. On other
-databases (the embedded SQLite demo) the same arithmetic runs in Python (``downsample.aggregate``).
+``read`` first finds each series' step range with two index probes per series, plans one set of buckets for
+the whole request (so runs compared side by side share bucket boundaries and can be averaged bucket by
+bucket), then either fetches every point (a range no wider than the budget, through the (run, name, step)
+index) or builds the buckets. On PostgreSQL the buckets are built from the pre-aggregated tiles the database
+keeps (``models.MetricTile``): every bucket is one tile of a level chosen for the range, so the read is one
+index range scan returning a row per bucket. Aggregating the points themselves (a ``GROUP BY`` with min/max
+over ``ARRAY[value, step]``) measured 1.1 s in the database alone for 20 runs of 10,000 steps on the project
+machine; reading the tiles is a sixteenth of the rows and no aggregation. On other
+databases (the embedded SQLite demo) the same arithmetic runs in Python over the points
+(``downsample.aggregate``), on the same bucket boundaries.
 
 Non-finite values (NaN, +-inf: a diverged loss) are left out of charts; the run page's tiles still show them.
 
@@ -27,8 +30,9 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
-from experiments.dashboards.downsample import Bucket, Buckets, Downsampled, aggregate, assemble, exact, plan
-from experiments.models import MetricPoint
+from experiments.dashboards.downsample import Buckets, Downsampled, aggregate, assemble, exact, plan
+from experiments.dashboards.tiles import LEVELS
+from experiments.models import MetricPoint, MetricTile
 from experiments.runstats import RATE_METRIC
 
 CLOCK = "~clock"
@@ -93,7 +97,7 @@ def read(
         return SeriesSet(None, {})
     first = min(r[0] for r in ranges.values()) if lo is None else lo
     last = max(r[1] for r in ranges.values()) if hi is None else hi
-    buckets = plan(first, last, max_points)
+    buckets = plan(first, last, max_points, LEVELS)
     keys = [key for key, (a, b) in ranges.items() if b >= buckets.lo and a <= buckets.hi]
     by_column: dict[str, list[Key]] = defaultdict(list)
     for key in keys:
@@ -104,8 +108,7 @@ def read(
             for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
                 out[key] = exact(points)
         elif connection.vendor == "postgresql":
-            for key, rows in _sql_buckets(column_keys, column, buckets).items():
-                out[key] = assemble(rows)
+            out.update(_tile_series(column_keys, column, buckets))
         else:
             for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
                 out[key] = assemble(aggregate(points, buckets))
@@ -117,64 +120,107 @@ def _finite(value: float | None) -> bool:
 
 
 def _points(keys: Sequence[Key], column: str, lo: int, hi: int) -> dict[Key, list[tuple[int, float]]]:
-    """Every finite point of the series in ``lo..hi``, by step."""
-    wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
-    rows = (
-        MetricPoint.objects.filter(
-            run_id__in={k[0] for k in keys}, name__in={n for _, n in wanted}, step__gte=lo, step__lte=hi
-        )
-        .order_by("run_id", "name", "step")
-        .values_list("run_id", "name", "step", column)
-    )
-    out: dict[Key, list[tuple[int, float]]] = defaultdict(list)
-    for run_id, name, step, value in rows.iterator(chunk_size=5000):
-        series = wanted.get((run_id, name))
-        if series is not None and _finite(value):
-            out[(run_id, series)].append((step, value))
-    return out
-
-
-def _sql_buckets(keys: Sequence[Key], column: str, buckets: Buckets) -> dict[Key, list[Bucket]]:
-    """Bucket aggregates computed by PostgreSQL: one row per (run, name, bucket)."""
+    """Every finite point of the series in ``lo..hi``, by step (a cursor, not model instances: it is faster)."""
     assert column in ("value", "wall_time")
     wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
+    run_ids = sorted({k[0] for k in keys})
+    names = sorted({n for _, n in wanted})
     table = MetricPoint._meta.db_table
     sql = (
-        "SELECT run_id, name, b, count(*), avg(step), avg(v), min(ARRAY[v, step]), max(ARRAY[v, step]), "
-        "min(ARRAY[step, v]), max(ARRAY[step, v]) "
-        f"FROM (SELECT run_id, name, step, ({column})::float8 AS v, (step - %s) / %s AS b FROM {table} "
-        "      WHERE run_id = ANY(%s) AND name = ANY(%s) AND step BETWEEN %s AND %s) AS p "
-        "WHERE v > '-Infinity'::float8 AND v < 'Infinity'::float8 "
-        "GROUP BY run_id, name, b ORDER BY run_id, name, b"
+        f"SELECT run_id, name, step, {column} FROM {table} "
+        f"WHERE run_id IN ({', '.join(['%s'] * len(run_ids))}) AND name IN ({', '.join(['%s'] * len(names))}) "
+        "AND step >= %s AND step <= %s ORDER BY run_id, name, step"
     )
-    params = [
-        buckets.lo,
-        buckets.width,
-        sorted({k[0] for k in keys}),
-        sorted({n for _, n in wanted}),
-        buckets.lo,
-        buckets.hi,
-    ]
-    out: dict[Key, list[Bucket]] = defaultdict(list)
+    out: dict[Key, list[tuple[int, float]]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*run_ids, *names, lo, hi])
+        for run_id, name, step, value in cursor.fetchall():
+            series = wanted.get((run_id, name))
+            if series is not None and _finite(value):
+                out[(run_id, series)].append((step, value))
+    return out
+
+
+def _tile_series(keys: Sequence[Key], column: str, buckets: Buckets) -> dict[Key, Downsampled]:
+    """Series built from the tiles PostgreSQL keeps: each bucket is one tile, read in index order.
+
+    For the clock (wall times) a bucket's lowest and highest point are its first and last: time only grows.
+    """
+    wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
+    if column == "value":
+        points = "min_s, min_v, max_s, max_v, first_s, first_v, last_s, last_v"
+    else:
+        points = "first_s, first_w, last_s, last_w, first_s, first_w, last_s, last_w"
+    sql = (
+        f"SELECT run_id, name, tile, n, sum_v, {points} FROM {MetricTile._meta.db_table} "
+        "WHERE run_id = ANY(%s) AND name = ANY(%s) AND level = %s AND tile BETWEEN %s AND %s "
+        "ORDER BY run_id, name, tile"
+    )
+    level = buckets.level
+    first_tile = buckets.lo // level
+    params = [sorted({k[0] for k in keys}), sorted({n for _, n in wanted}), level, first_tile, buckets.hi // level]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for run_id, name, index, count, mean_step, mean, low, high, first, last in cursor.fetchall():
-            series = wanted.get((run_id, name))
-            if series is None:
-                continue
-            out[(run_id, series)].append(
-                Bucket(
-                    index=index,
-                    count=count,
-                    mean_step=float(mean_step),
-                    mean=mean,
-                    low=(int(low[1]), low[0]),
-                    high=(int(high[1]), high[0]),
-                    first=(int(first[0]), first[1]),
-                    last=(int(last[0]), last[1]),
-                )
-            )
+        rows = cursor.fetchall()
+    out: dict[Key, Downsampled] = {}
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end][:2] != rows[start][:2]:
+            series = wanted.get(tuple(rows[start][:2]))
+            if series is not None:
+                out[(rows[start][0], series)] = _from_tiles(rows[start:end], first_tile)
+            start = end
     return out
+
+
+def _from_tiles(rows: Sequence[tuple], first_tile: int) -> Downsampled:
+    """``downsample.assemble`` for rows of one tile per bucket, in one pass (this is the 20-run hot loop).
+
+    Rows are (run, name, tile, n, sum, low step, low value, high step, high value, first step, first value,
+    last step, last value), by tile. The tests hold it to ``assemble``'s results.
+    """
+    steps: list[int] = []
+    values: list[float] = []
+    index: list[int] = []
+    means: list[float] = []
+    counts: list[int] = []
+    exact = True
+    minimum = maximum = None
+    for _, _, tile, n, total, ls, lv, hs, hv, fs, fv, _, _ in rows:
+        if lv is None or hv is None:
+            continue  # a wall-time series logged without wall times
+        if not steps and fs < min(ls, hs) and fv is not None:
+            steps.append(fs)
+            values.append(fv)
+        pair = ((ls, lv), (hs, hv)) if ls <= hs else ((hs, hv), (ls, lv))
+        for step, value in pair:
+            if not steps or step > steps[-1]:
+                steps.append(step)
+                values.append(value)
+        index.append(tile - first_tile)
+        means.append(total / n)
+        counts.append(n)
+        exact = exact and n <= 2
+        if minimum is None or lv < minimum[1] or (lv == minimum[1] and ls < minimum[0]):
+            minimum = (ls, lv)
+        if maximum is None or hv > maximum[1] or (hv == maximum[1] and hs > maximum[0]):
+            maximum = (hs, hv)
+    if not steps:
+        return Downsampled([], [], 0, True, None, None, None, None)
+    last_step, last_value = rows[-1][11], rows[-1][12]
+    if last_step > steps[-1] and last_value is not None:
+        steps.append(last_step)
+        values.append(last_value)
+    return Downsampled(
+        steps=steps,
+        values=values,
+        count=sum(counts),
+        exact=exact,
+        means=None if exact else (index, means, counts),
+        final=(steps[-1], values[-1]),
+        maximum=maximum,
+        minimum=minimum,
+    )
 
 
 @dataclass

@@ -4,7 +4,7 @@ from experiments.models.alerts import RunAlert
 from experiments.models.audit import AuditEntry
 from experiments.models.checkpoints import Checkpoint
 from experiments.models.clusters import SlurmCluster, SlurmJob
-from experiments.models.dashboards import SavedView
+from experiments.models.dashboards import MetricTile, SavedView
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
@@ -28,6 +28,7 @@ __all__ = [
     "InvalidTransition",
     "Membership",
     "MetricPoint",
+    "MetricTile",
     "Project",
     "RetentionPolicy",
     "Run",

@@ -82,6 +82,17 @@
     return shapes;
   }
 
+  /* Plotly pads a constant series (a fixed learning rate) to +-1, which draws a 1e-6 line against ticks from
+   * -1 to 1. Give such an axis a range around its value instead; null when the data has a spread. */
+  function flatRange(traces, log) {
+    let lo = Infinity, hi = -Infinity;
+    for (const t of traces) for (const v of t.y) if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    if (!isFinite(lo) || hi - lo > 1e-9 * Math.max(Math.abs(hi), Math.abs(lo), 1e-300)) return null;
+    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.5;
+    if (log) return lo > 0 ? [Math.log10(lo) - 0.5, Math.log10(lo) + 0.5] : null;
+    return [lo - pad, hi + pad];
+  }
+
   const HOVER = "%{fullData.name}: %{y:.10~g}<extra></extra>";
 
   function baseLayout(title, xTitle, xType, logY) {
@@ -91,12 +102,12 @@
       height: 300,
       hovermode: "x unified",
       xaxis: {title: {text: xTitle, font: {size: 11}}, type: xType, zeroline: false},
-      yaxis: {type: logY ? "log" : "linear", zeroline: false, exponentformat: "power"},
+      yaxis: {type: logY ? "log" : "linear", zeroline: false, exponentformat: "e"},
       legend: {orientation: "h", y: -0.22, font: {size: 11}},
       paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     };
   }
 
   window.OR1Charts = {PALETTE, floorIndex, interpolate, stepMapper, stepsCovering, formatNumber, formatTokens,
-    stageShapes, baseLayout, HOVER};
+    stageShapes, baseLayout, flatRange, HOVER};
 })();

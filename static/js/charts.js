@@ -100,9 +100,14 @@
     const layout = C.baseLayout(panel.title, xTitle, axis === "time" ? "date" : "linear", logBox.checked);
     layout.yaxis.title = {text: panel.y_title, font: {size: 11}};
     if (hasY2) {
-      layout.yaxis2 = {overlaying: "y", side: "right", showgrid: false, zeroline: false,
+      layout.yaxis2 = {overlaying: "y", side: "right", showgrid: false, zeroline: false, tickmode: "auto",
         type: logBox.checked ? "log" : "linear", title: {text: panel.y2_title, font: {size: 11}},
-        exponentformat: "power"};
+        exponentformat: "e"};
+      layout.margin.r = 70;
+    }
+    for (const [axis, key] of [["y", "yaxis"], ["y2", "yaxis2"]]) {
+      const range = C.flatRange(traces.filter((t) => t.yaxis === axis), logBox.checked);
+      if (range && layout[key]) layout[key].range = range;
     }
     layout.shapes = C.stageShapes(stages, x);
     for (const g of panel.guides) {

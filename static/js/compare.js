@@ -66,11 +66,13 @@
 
   /* The points to smooth and average: bucket means when the series was downsampled, else every point. */
   function basePoints(series, buckets) {
-    if (series.means) {
-      const m = series.means;
-      return m.b.map((b, i) => ({b, s: m.s[i], y: m.y[i], n: m.n[i]}));
-    }
     const lo = buckets ? buckets.lo : 0, width = buckets ? buckets.width : 1;
+    if (series.means) {
+      // a bucket's mean sits at the middle of its steps, kept within the series' own first and last step
+      const m = series.means, first = series.step[0], last = series.step[series.step.length - 1];
+      const at = (b) => Math.min(Math.max(lo + b * width + (width - 1) / 2, first), last);
+      return m.b.map((b, i) => ({b, s: at(b), y: m.y[i], n: m.n[i]}));
+    }
     return series.step.map((s, i) => ({b: Math.floor((s - lo) / width), s, y: series.y[i], n: 1}));
   }
 

@@ -123,10 +123,11 @@ def test_compare_data_downsampled_with_maps(client, alice, target_runs, other_te
     ids = ",".join(str(r.pk) for r in [*target_runs, other_team_run])
     data = client.get(reverse("compare-data"), {"runs": ids, "metric": "actor/entropy_loss", "x": "tokens"}).json()
     assert [s["run"] for s in data["series"]] == [r.pk for r in target_runs]
-    assert data["buckets"] == {"lo": 1, "width": 4}  # 20 steps in 5 buckets of 4
+    assert data["buckets"] == {"lo": 0, "width": 8}  # 20 steps in buckets of at least one tile (8 steps)
     first = data["series"][0]
-    assert first["count"] == 20 and not first["exact"] and len(first["step"]) <= 12
-    assert first["means"]["b"] == [0, 1, 2, 3, 4] and first["means"]["n"] == [4, 4, 4, 4, 4]
+    assert first["count"] == 20 and not first["exact"] and len(first["step"]) <= 8
+    assert first["means"]["b"] == [0, 1, 2] and first["means"]["n"] == [7, 8, 5]
+    assert first["means"]["y"] == pytest.approx([0.2 + 0.001 * 4, 0.2 + 0.001 * 11.5, 0.2 + 0.001 * 18])
     assert first["final"] == [20, pytest.approx(0.22)] and first["max"][0] == 20 and first["min"][0] == 1
     assert data["xmap"][str(target_runs[0].pk)]["x"][-1] == 2000.0
     assert data["direction"] == 0
