@@ -116,7 +116,7 @@ def cancel(run_id: int) -> str:
     try:
         with job.cluster.client() as client:
             info = client.job(job.job_id)
-    except (SlurmError, SecretUnreadable) as exc:
+    except (SlurmError, SecretUnreadable, ValueError, OSError) as exc:
         job.last_error = f"cancel: {exc}"
         job.save(update_fields=["last_error"])
         return f"could not ask Slurm: {exc}"
@@ -136,7 +136,7 @@ def send_signal(job: SlurmJob, cluster: SlurmCluster, signal: str) -> str:
     try:
         with cluster.client() as client:
             client.cancel(job.job_id, signal)
-    except (SlurmError, SecretUnreadable) as exc:
+    except (SlurmError, SecretUnreadable, ValueError, OSError) as exc:
         job.last_error = f"{signal}: {exc}"
         job.save(update_fields=["last_error"])
         log.warning("Slurm job %s: %s failed: %s", job.job_id, signal, exc)

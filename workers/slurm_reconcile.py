@@ -123,7 +123,7 @@ def reconcile_run(run: Run, clients: dict) -> str:
     try:
         client = clients.get(job.cluster_id) or clients.setdefault(job.cluster_id, job.cluster.client())
         info = client.job(job.job_id)
-    except (SlurmError, SecretUnreadable) as exc:
+    except (SlurmError, SecretUnreadable, ValueError, OSError) as exc:  # OSError: an unreadable key file
         job.last_error = str(exc)
         job.save(update_fields=["last_error"])
         return f"cannot ask Slurm: {exc}"
