@@ -108,6 +108,31 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate_difficulty(args: argparse.Namespace) -> int:
+    """SPEC_OR_MODEL: a run spec (its model, dtype, engine, reward and last stage's lengths) or a model dir."""
+    from or1_train.difficulty import estimate_difficulty
+
+    target = Path(args.spec_or_model)
+    options: dict = {"dtype": args.dtype or "bfloat16", "engine": args.engine or "vllm", "seed": args.seed or 0}
+    model_dir = target
+    if target.is_file():
+        spec = load_spec_file(target)
+        model_dir = Path(spec.model.path)
+        options.update(
+            dtype=args.dtype or spec.model.dtype, engine=args.engine or spec.rollout.engine, reward=spec.reward,
+            max_tokens=spec.stages[-1].max_response_tokens, max_prompt_tokens=spec.stages[-1].max_prompt_tokens,
+            seed=spec.seed if args.seed is None else args.seed,
+        )
+    if args.max_tokens:
+        options["max_tokens"] = args.max_tokens
+    report = estimate_difficulty(
+        model_dir, args.data, args.out, n=args.n, model_name=args.model_name, data_format=args.format,
+        filtered=args.filtered, temperature=args.temperature, top_p=args.top_p, limit=args.limit, **options,
+    )
+    print(report.to_json())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="or1-train", description="Skywork-OR1 (MAGIC) RL trainer")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["vllm", "hf"], help="rollout engine (default: the spec's)")
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "estimate-difficulty",
+        help="sample N answers per problem; write pass counts and the problems solved 1..N-1 times",
+    )
+    p.add_argument("spec_or_model", metavar="SPEC_OR_MODEL", help="run spec file, or an HF model directory")
+    p.add_argument("--data", required=True, help="dataset (JSONL, Parquet, HF directory) to estimate")
+    p.add_argument("--format", default="auto", choices=["auto", "jsonl", "parquet", "hf", "or1"])
+    p.add_argument("--n", type=int, default=16, help="samples per problem (OR1: 16 math, 8 code)")
+    p.add_argument("--out", required=True, help="JSONL of every problem with its pass count")
+    p.add_argument("--filtered", help="JSONL of the problems solved 1..N-1 times (default: OUT.filtered.jsonl)")
+    p.add_argument("--model-name", help="key under extra_info.model_difficulty (default: the model dir's name)")
+    p.add_argument("--engine", choices=["vllm", "hf"])
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--max-tokens", type=int, help="response tokens (default: the spec's last stage, else 32768)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.set_defaults(func=_estimate_difficulty)
     return parser
 
 
