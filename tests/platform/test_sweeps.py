@@ -138,7 +138,7 @@ def test_a_space_with_no_valid_point_and_bad_fields_are_refused(experiment, alic
         sweeps.create_sweep(experiment, alice, name="s", space={"grid": {"entropy.target": [-1.0]}})
     assert "none of its 1 point(s)" in caught.value.message_dict["space"][0]
     with pytest.raises(ValidationError) as caught:
-        sweeps.create_sweep(experiment, alice, name="", space=GRID_3X2, concurrency=0, launcher="slurm")
+        sweeps.create_sweep(experiment, alice, name="", space=GRID_3X2, concurrency=0, launcher="k8s")
     assert set(caught.value.message_dict) == {"name", "concurrency", "launcher"}
     assert not Sweep.objects.exists()
 
