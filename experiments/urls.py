@@ -40,3 +40,8 @@ urlpatterns += [
     path("compare/save/", dashboards.compare_save, name="compare-save"),
     path("compare/views/<int:pk>/", dashboards.saved_view, name="compare-view"),
 ]
+
+# Datasets: custom eval sets uploaded in the browser and registered for the team.
+from experiments.views.datasets import dataset_upload  # noqa: E402
+
+urlpatterns += [path("datasets/upload/", dataset_upload, name="dataset-upload")]
