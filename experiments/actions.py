@@ -23,7 +23,9 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from experiments.access import can_manage
 from experiments.models import Experiment, Membership, Project, Run, RunEvent, RunStatus, StageRecord, Team
+from experiments.models.audit import AuditEntry, record
 from or1_train.spec import RunSpec, parse_spec
 
 
@@ -164,6 +166,7 @@ def launch_run(experiment: Experiment, user, *, spec: dict[str, Any] | None = No
         run = create_run(experiment, user=user, spec=spec)
         run.environment = environment_record()
         run.save(update_fields=["environment"])
+        _audit(run, user, AuditEntry.Action.LAUNCH)
         transaction.on_commit(lambda: _send(LAUNCH_TASKS[launcher], run, worker_queue(run)))
     return run
 
@@ -174,14 +177,28 @@ def cancel_run(run: Run, user) -> Run:
 
     Raises InvalidTransition for a run that has already finished (or is already cancelling).
     """
-    require_write(run.experiment.project.team, user)
-    if run.status == RunStatus.QUEUED:
-        run.transition_to(RunStatus.CANCELLED, reason=f"cancelled by {user} before it started")
-        return run
+    team = run.experiment.project.team
+    if not can_manage(team, user, run.created_by_id):
+        raise PermissionDenied(f"{user} may not cancel {run} (members cancel their own runs, admins any)")
     with transaction.atomic():
-        run.transition_to(RunStatus.CANCELLING, reason=f"cancel requested by {user}")
-        transaction.on_commit(lambda: _send(CANCEL_TASKS[run.launcher], run, worker_queue(run)))
+        if run.status == RunStatus.QUEUED:
+            run.transition_to(RunStatus.CANCELLED, reason=f"cancelled by {user} before it started")
+        else:
+            run.transition_to(RunStatus.CANCELLING, reason=f"cancel requested by {user}")
+            transaction.on_commit(lambda: _send(CANCEL_TASKS[run.launcher], run, worker_queue(run)))
+        _audit(run, user, AuditEntry.Action.CANCEL)
     return run
+
+
+def _audit(run: Run, user, action: str) -> None:
+    record(
+        team=run.experiment.project.team,
+        actor=user,
+        action=action,
+        target_type="run",
+        target_id=run.pk,
+        target_label=f"run {run.pk} of {run.experiment.name}",
+    )
 
 
 def relaunch_run(run: Run, *, reason: str) -> Run:

@@ -14,6 +14,8 @@ from django.db import models
 from django.utils.html import format_html
 
 from experiments.models import (
+    ApiToken,
+    AuditEntry,
     Checkpoint,
     DatasetMix,
     DatasetMixEntry,
@@ -22,13 +24,19 @@ from experiments.models import (
     Experiment,
     Membership,
     MetricPoint,
+    MetricTile,
     Project,
+    RetentionPolicy,
     Run,
+    RunAlert,
     RunEvent,
+    SavedView,
+    Share,
     SlurmCluster,
     SlurmJob,
     StageRecord,
     Sweep,
+    SweepPoint,
     Team,
 )
 from experiments.secrets import SecretUnreadable
@@ -45,9 +53,7 @@ class PrettyJSONField(forms.JSONField):
 
 
 def pretty_json(value) -> str:
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False)
-    )
+    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 class JSONAdmin(admin.ModelAdmin):
@@ -372,3 +378,71 @@ class SlurmJobAdmin(admin.ModelAdmin):
     search_fields = ["job_id", "run__id", "node_list"]
     raw_id_fields = ["run", "cluster"]
     readonly_fields = ["last_seen_at", "term_sent_at", "kill_sent_at", "last_error"]
+
+
+# ------------------------------------------------------------------- tokens, audit, sharing, alerts, views
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the platform's own actions: an edit here would falsify a record."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = ["name", "user", "scope", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope"]
+    search_fields = ["name", "user__username", "hint"]
+    exclude = ["token_hash"]  # the hash is no secret, but nobody needs to read it
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "team", "actor_name", "action", "target_type", "target_label"]
+    list_filter = ["action", "team"]
+    search_fields = ["actor_name", "target_label"]
+
+
+@admin.register(Share)
+class ShareAdmin(ReadOnlyAdmin):
+    list_display = ["title", "kind", "team", "shared_with", "expires_at", "revoked_at", "created_by"]
+    list_filter = ["kind", "team"]
+    exclude = ["link_nonce"]  # the secret half of a link share
+
+
+@admin.register(SweepPoint)
+class SweepPointAdmin(JSONAdmin):
+    list_display = ["sweep", "index", "configuration", "state", "run"]
+    list_filter = ["state"]
+    raw_id_fields = ["sweep", "run"]
+
+
+@admin.register(RunAlert)
+class RunAlertAdmin(JSONAdmin):
+    list_display = ["run", "kind", "step", "raised_at", "cleared_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["run"]
+
+
+@admin.register(SavedView)
+class SavedViewAdmin(JSONAdmin):
+    list_display = ["name", "team", "created_by", "updated_at"]
+    list_filter = ["team"]
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ["project", "keep_last", "keep_best", "best_metric", "higher_is_better", "updated_at"]
+
+
+@admin.register(MetricTile)
+class MetricTileAdmin(ReadOnlyAdmin):
+    """Pre-aggregated buckets kept exact by database triggers; shown for debugging the dashboards only."""
+
+    list_display = ["run", "name", "level", "tile", "n", "min_v", "max_v"]
+    raw_id_fields = ["run"]

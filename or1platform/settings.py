@@ -378,3 +378,19 @@ STATICFILES_FINDERS = [
     "experiments.dashboards.staticfinder.PlotlyFinder",
 ]
 # --- end of dashboards and health alerts --------------------------------------------------------------
+
+# --- periodic tasks of later features (their intervals are defined in their blocks above) ------------------
+# Task modules outside the apps' tasks.py, so workers register them too.
+CELERY_IMPORTS = ("experiments.alerts",)
+CELERY_BEAT_SCHEDULE |= {
+    "check-alerts": {
+        "task": "experiments.alerts.check_runs",
+        "schedule": float(OR1_ALERT_CHECK_INTERVAL_S),
+        "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": float(OR1_ALERT_CHECK_INTERVAL_S)},
+    },
+    "advance-sweeps": {
+        "task": "workers.tasks.advance_sweeps",
+        "schedule": float(OR1_SWEEP_ADVANCE_INTERVAL_S),
+        "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": float(OR1_SWEEP_ADVANCE_INTERVAL_S)},
+    },
+}

@@ -68,3 +68,11 @@ def reconcile() -> list[str]:
     for run in slurm_reconcile.stale_queued_runs():
         launch_slurm.apply_async(args=[run.pk], kwargs={"resume": run.restarts > 0}, queue=slurm_queue())
     return queues
+
+
+@shared_task(name="workers.tasks.advance_sweeps")
+def advance_sweeps() -> dict[int, int]:
+    """Launch the next points of every sweep with room under its concurrency limit (beat)."""
+    from experiments.sweeps import advance_sweeps as advance
+
+    return advance()
