@@ -21,6 +21,7 @@ paper's models); a config with logit soft-capping or scaling is refused rather t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -85,27 +86,32 @@ def head_logprobs(
     temperature: float,
     with_entropy: bool,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    num_chunks: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """log p(label) and entropy [N] of ``lm_head(hidden) / temperature`` for hidden [N, H], labels [N].
 
     At most ``chunk_tokens`` rows of logits exist at any time, in the forward and (through per-chunk
-    checkpointing) in the backward.
+    checkpointing) in the backward. ``num_chunks`` instead splits the rows into exactly that many chunks,
+    empty ones included: under ZeRO-3 every call of ``lm_head`` gathers its weight collectively, so all ranks
+    must call it equally often whatever their token counts.
     """
-    if chunk_tokens < 1:
-        raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+    if num_chunks is None:
+        if chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+        num_chunks = max(1, math.ceil(hidden.shape[0] / chunk_tokens))
+    elif num_chunks < 1:
+        raise ValueError(f"num_chunks must be at least 1, got {num_chunks}")
     grad = torch.is_grad_enabled()
     lp_parts, ent_parts = [], []
-    for start in range(0, hidden.shape[0], chunk_tokens):
-        h, y = hidden[start : start + chunk_tokens], labels[start : start + chunk_tokens]
+    for h, y in zip(
+        torch.tensor_split(hidden, num_chunks), torch.tensor_split(labels, num_chunks), strict=True
+    ):
         if grad:
             lp, ent = checkpoint(_head_chunk, lm_head, h, y, temperature, with_entropy, use_reentrant=False)
         else:
             lp, ent = _head_chunk(lm_head, h, y, temperature, with_entropy)
         lp_parts.append(lp)
         ent_parts.append(ent)
-    if not lp_parts:
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        return empty, (empty if with_entropy else None)
     return torch.cat(lp_parts), (torch.cat(ent_parts) if with_entropy else None)
 
 
@@ -130,11 +136,13 @@ def response_logprobs(
     pad_id: int,
     device: torch.device | str,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    num_chunks: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs [n, T] of each response token under ``model`` (and entropies), with autograd if enabled.
 
     ``model`` is a Hugging Face causal LM (or DeepSpeed's view of one: hooks on its submodules run as usual).
-    T is the longest response; positions past a response's end are 0.
+    T is the longest response; positions past a response's end are 0. ``chunk_tokens`` / ``num_chunks``:
+    see `head_logprobs`.
     """
     check_plain_head(model.config)
     input_ids, attention = padded_inputs(prompts, responses, pad_id)
@@ -149,6 +157,7 @@ def response_logprobs(
         temperature=temperature,
         with_entropy=with_entropy,
         chunk_tokens=chunk_tokens,
+        num_chunks=num_chunks,
     )
     width = max([len(r) for r in responses] + [1])
     index = (rows.to(device), cols.to(device))
