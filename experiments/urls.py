@@ -45,3 +45,8 @@ urlpatterns += [
 from experiments.views.datasets import dataset_upload  # noqa: E402
 
 urlpatterns += [path("datasets/upload/", dataset_upload, name="dataset-upload")]
+
+# Leaderboard: evaluations per benchmark across runs and checkpoints, with the paper's reference rows.
+from experiments.views.leaderboard import leaderboard  # noqa: E402
+
+urlpatterns += [path("leaderboard/", leaderboard, name="leaderboard")]
