@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from or1_train import checkpoint as ckpt
+from or1_train import distributed
 from or1_train.algo.advantages import group_advantages, group_stats, informative_group_mask
 from or1_train.algo.entropy_control import EntropyController
 from or1_train.behaviour import behaviour_metrics
@@ -66,8 +67,15 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.telemetry = Telemetry(JsonlSink(self.run_dir), [ProgressSink(spec.total_steps), *sinks])
+        # Every rank runs the loop (a DeepSpeed job); rank 0 alone writes the run's telemetry, prints progress
+        # and finishes checkpoints. Other ranks keep their own records under ranks/ and print nothing.
+        self.is_main = distributed.is_main()
+        rank_dir = self.run_dir / "ranks" / f"rank-{distributed.rank()}"
+        self._telemetry_dir = self.run_dir if self.is_main else rank_dir
+        extra = [ProgressSink(spec.total_steps), *sinks] if self.is_main else []
+        self.telemetry = Telemetry(JsonlSink(self._telemetry_dir), extra)
         self._stop_requested = False
+        self._reward_seconds = 0.0
         self._prompt_cache: dict[str, list[int]] = {}
         self.total_tokens = 0
         self.solved_uids: set[str] = set()
@@ -92,11 +100,15 @@ class Trainer:
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        from or1_train.engine.torch import TorchActor
-
-        if spec.engine.kind != "torch":
-            raise NotImplementedError(f"engine.kind {spec.engine.kind!r} is not available in this build")
-        self.actor = TorchActor(model_dir, dtype=spec.model.dtype, optim=spec.optim, loss=spec.loss, engine=spec.engine)
+        if spec.engine.kind == "deepspeed":  # joins the launcher's process group before vLLM starts
+            if spec.engine.zero_stage == 3 and spec.rollout.engine == "hf":
+                raise ValueError("rollout.engine 'hf' cannot load its model while ZeRO-3 partitions every load")
+            from or1_train.engine.deepspeed import DeepSpeedActor as Actor
+        else:
+            if distributed.world_size() > 1:
+                raise ValueError("engine.kind 'torch' runs in one process; use 'deepspeed' for several ranks")
+            from or1_train.engine.torch import TorchActor as Actor
+        self.actor = Actor(model_dir, dtype=spec.model.dtype, optim=spec.optim, loss=spec.loss, engine=spec.engine)
         max_len = max(s.max_prompt_tokens + s.max_response_tokens for s in spec.stages)
         eval_tokens = spec.evaluation.max_response_tokens or spec.stages[-1].max_response_tokens
         max_len = max(max_len, spec.stages[-1].max_prompt_tokens + eval_tokens)
@@ -112,6 +124,9 @@ class Trainer:
             enable_sleep_mode=spec.rollout.sleep_during_update,
         )
         self.rewarder = Rewarder(spec.reward)
+        # each rank generates and scores its share of the prompts; every rank gets the whole batch back
+        self._generate = distributed.sharded_generate(self.rollout.generate)
+        self._score = distributed.sharded_score(self.rewarder.score)
         self.controller = EntropyController(
             enabled=spec.entropy.enabled,
             target=spec.entropy.target,
@@ -152,7 +167,7 @@ class Trainer:
 
     def _truncate_metrics_after(self, step: int) -> None:
         """Drop metric records past the checkpoint: the resumed run writes those steps again."""
-        path = self.run_dir / METRICS_FILE
+        path = self._telemetry_dir / METRICS_FILE
         kept = [r for r in read_jsonl(path) if r["step"] <= step]
         self.telemetry.primary._metrics.close()
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
@@ -212,7 +227,7 @@ class Trainer:
             [sample_seed(self.spec.seed, step, round_ * _REFILL_STRIDE + i * g + j) for j in range(g)]
             for i in range(len(prompts))
         ]
-        outputs = self.rollout.generate(
+        outputs = self._generate(
             prompts,
             n=g,
             max_tokens=stage.max_response_tokens,
@@ -222,7 +237,9 @@ class Trainer:
         )
         texts = [s.text for group in outputs for s in group]
         owners = [e for e, group in zip(examples, outputs, strict=True) for _ in group]
-        rewards = self.rewarder.score(texts, owners)
+        t0 = time.perf_counter()
+        rewards = self._score(texts, owners)
+        self._reward_seconds += time.perf_counter() - t0
         return [
             Group(e, p, list(samples), rewards[i * g : (i + 1) * g])
             for i, (e, p, samples) in enumerate(zip(examples, prompts, outputs, strict=True))
@@ -234,6 +251,7 @@ class Trainer:
         spec, stage = self.spec, self.spec.stages[stage_index]
         m: dict[str, float] = {}
         t0 = time.perf_counter()
+        self._reward_seconds = 0.0
         groups = self._sample_groups(self.sampler.next_batch(stage.rollout_batch), stage, step, 0)
         timing_gen = time.perf_counter() - t0
 
@@ -288,8 +306,8 @@ class Trainer:
         m["batch/groups_kept"] = float(len(kept))
         generated = sum(lengths)
         self.total_tokens += generated + sum(len(grp.prompt_ids) * len(grp.samples) for grp in groups)
-        m["timing_s/gen"] = timing_gen
-        m["timing_s/reward"] = 0.0  # scored inside generation rounds; kept for the dashboard's phase chart
+        m["timing_s/gen"] = timing_gen - self._reward_seconds
+        m["timing_s/reward"] = self._reward_seconds
         if not kept:
             m["batch/skipped"] = 1.0
             m["perf/total_tokens"] = float(self.total_tokens)
@@ -381,9 +399,9 @@ class Trainer:
             evaluate_set(
                 name,
                 examples,
-                generate=self.rollout.generate,
+                generate=self._generate,
                 encode_prompt=self._encode,
-                score=self.rewarder.score,
+                score=self._score,
                 k=ev.k,
                 temperature=ev.temperature,
                 top_p=ev.top_p,
@@ -412,8 +430,13 @@ class Trainer:
         return results
 
     def _save(self, step: int, stage_index: int, metrics: dict[str, float], reason: str) -> None:
-        tmp = ckpt.staging_dir(self.run_dir, step)
+        # Every rank writes its DeepSpeed shards into rank 0's staging directory (one filesystem for the job);
+        # rank 0 alone writes the rest and moves the checkpoint into place while the others wait.
+        tmp = distributed.broadcast_object(ckpt.staging_dir(self.run_dir, step) if self.is_main else None)
         self.actor.save(tmp)
+        if not self.is_main:
+            distributed.barrier()
+            return
         self.tokenizer.save_pretrained(str(tmp / ckpt.MODEL_DIR))
         state = {
             "step": step,
@@ -446,6 +469,7 @@ class Trainer:
             manifest=info.manifest,
             pruned=[p.name for p in pruned],
         )
+        distributed.barrier()
 
     # ------------------------------------------------------------------ main loop
 
@@ -466,7 +490,8 @@ class Trainer:
     def _run(self) -> int:
         spec = self.spec
         done = self._setup()
-        if self._stop_requested:  # SIGTERM while building inputs or starting engines: nothing to save yet
+        # a SIGTERM seen by any rank stops every rank at the same step boundary
+        if distributed.any_rank(self._stop_requested):  # during setup: nothing to save yet
             self.telemetry.event("run_end", "stopped on SIGTERM during setup", step=done, status="cancelled")
             return EXIT_CANCELLED
         self.telemetry.event(
@@ -482,7 +507,7 @@ class Trainer:
         self._enter_stage(stage_index, done, first=True)
         metrics: dict[str, float] = {}
         for step in range(done + 1, spec.total_steps + 1):
-            if self._stop_requested:
+            if distributed.any_rank(self._stop_requested):
                 self._save(step - 1, stage_index, metrics, "SIGTERM")
                 self.telemetry.event(
                     "run_end", "stopped on SIGTERM after checkpointing", step=step - 1, status="cancelled"
