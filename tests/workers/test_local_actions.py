@@ -41,7 +41,8 @@ def test_launch_run_refuses_viewers_invalid_specs_and_unavailable_launchers(expe
 
     with pytest.raises(ValidationError) as info:
         launch_run(experiment, alice, spec=dict(experiment.spec, resources={"launcher": "slurm"}))
-    assert "cannot launch 'slurm' runs yet" in str(info.value.message_dict["resources.launcher"])
+    # A Slurm run needs one of the team's registered clusters (tests/platform/test_slurm_clusters.py).
+    assert "Alpha has no Slurm cluster registered yet" in str(info.value.message_dict["resources.cluster"])
     assert not Run.objects.exists()
 
 

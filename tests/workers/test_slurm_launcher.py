@@ -131,6 +131,7 @@ def slurm_queue(settings):
 
     with app.connection_for_write() as conn, conn.SimpleQueue(queue) as q:
         q.clear()
+        q.queue.delete()  # and its bindings, so the broker keeps nothing of the test
 
 
 def deliver(queue: str, wait_s: float = 5.0) -> list:
