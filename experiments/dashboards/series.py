@@ -26,10 +26,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
+from experiments.dashboards import tiles
 from experiments.dashboards.downsample import Buckets, Downsampled, aggregate, assemble, exact, plan
 from experiments.dashboards.tiles import LEVELS
 from experiments.models import MetricPoint, MetricTile
@@ -108,6 +110,7 @@ def read(
             for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
                 out[key] = exact(points)
         elif connection.vendor == "postgresql":
+            tiles.refresh((run_id, _source(name)[0]) for run_id, name in column_keys)
             out.update(_tile_series(column_keys, column, buckets))
         else:
             for key, points in _points(column_keys, column, buckets.lo, buckets.hi).items():
@@ -119,25 +122,43 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _rows(sql: str, params: Sequence) -> list[tuple]:
+    """Rows of a query; on PostgreSQL through psycopg's own cursor with binary results.
+
+    Django's psycopg cursor binds parameters on the client and returns text; parsing tens of thousands of
+    rows of text was the slowest part of a 20-run chart request, binary results take a fraction of that.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
+
+
 def _points(keys: Sequence[Key], column: str, lo: int, hi: int) -> dict[Key, list[tuple[int, float]]]:
-    """Every finite point of the series in ``lo..hi``, by step (a cursor, not model instances: it is faster)."""
+    """Every finite point of the series in ``lo..hi``, by step."""
     assert column in ("value", "wall_time")
     wanted = {(run_id, _source(name)[0]): name for run_id, name in keys}
     run_ids = sorted({k[0] for k in keys})
     names = sorted({n for _, n in wanted})
     table = MetricPoint._meta.db_table
+    if connection.vendor == "postgresql":
+        where, params = "run_id = ANY(%s) AND name = ANY(%s)", [run_ids, names]
+    else:
+        where = f"run_id IN ({', '.join(['%s'] * len(run_ids))}) AND name IN ({', '.join(['%s'] * len(names))})"
+        params = [*run_ids, *names]
     sql = (
-        f"SELECT run_id, name, step, {column} FROM {table} "
-        f"WHERE run_id IN ({', '.join(['%s'] * len(run_ids))}) AND name IN ({', '.join(['%s'] * len(names))}) "
-        "AND step >= %s AND step <= %s ORDER BY run_id, name, step"
+        f"SELECT run_id, name, step, {column} FROM {table} WHERE {where} AND step >= %s AND step <= %s "
+        "ORDER BY run_id, name, step"
     )
     out: dict[Key, list[tuple[int, float]]] = defaultdict(list)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*run_ids, *names, lo, hi])
-        for run_id, name, step, value in cursor.fetchall():
-            series = wanted.get((run_id, name))
-            if series is not None and _finite(value):
-                out[(run_id, series)].append((step, value))
+    for run_id, name, step, value in _rows(sql, [*params, lo, hi]):
+        series = wanted.get((run_id, name))
+        if series is not None and _finite(value):
+            out[(run_id, series)].append((step, value))
     return out
 
 
@@ -159,9 +180,7 @@ def _tile_series(keys: Sequence[Key], column: str, buckets: Buckets) -> dict[Key
     level = buckets.level
     first_tile = buckets.lo // level
     params = [sorted({k[0] for k in keys}), sorted({n for _, n in wanted}), level, first_tile, buckets.hi // level]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = _rows(sql, params)
     out: dict[Key, Downsampled] = {}
     start = 0
     for end in range(1, len(rows) + 1):

@@ -4,7 +4,7 @@ from experiments.models.alerts import RunAlert
 from experiments.models.audit import AuditEntry
 from experiments.models.checkpoints import Checkpoint
 from experiments.models.clusters import SlurmCluster, SlurmJob
-from experiments.models.dashboards import MetricTile, SavedView
+from experiments.models.dashboards import MetricTile, SavedView, TileState
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
@@ -43,4 +43,5 @@ __all__ = [
     "Sweep",
     "SweepPoint",
     "Team",
+    "TileState",
 ]

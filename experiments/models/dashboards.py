@@ -47,18 +47,21 @@ class SavedView(models.Model):
 class MetricTile(models.Model):
     """A block of ``level`` consecutive steps of one metric of one run, pre-aggregated for the charts.
 
-    A chart over 10,000 steps of 20 runs would otherwise aggregate 200,000 points per request; reading tiles
-    of 8 steps instead (``experiments.dashboards.series``) reads an eighth as many rows, and coarser levels
-    keep longer runs just as cheap. PostgreSQL keeps the tiles exact itself, with statement triggers on the
-    metric table (migration 0006): inserted points are merged into their tiles, and a tile whose points were
-    updated or deleted (a resumed run's truncation) is rebuilt from the points that remain. So every writer
-    (the ingestion API, ``import_run_dir``, ``MetricPoint.upsert``, a bulk COPY) keeps them right without
-    knowing they exist. Only finite values are counted. Other databases have no tiles; there the charts
-    aggregate points directly.
+    A chart over 10,000 steps of 20 runs would otherwise aggregate 200,000 points per request; with tiles of
+    every level (``experiments.dashboards.tiles.LEVELS``) each bucket of a chart is one tile, read in index
+    order. Only finite values are counted. PostgreSQL only: other databases chart the points directly.
+
+    The tiles are brought up to date from the points by ``tiles.refresh`` (before a chart reads them, and by
+    a periodic task), never in the ingestion path: a trigger on the metric table only notes, in
+    ``TileState``, which series changed from which step. So ingestion pays for one small upsert per series
+    and batch, and however the points change (a replayed batch, ``MetricPoint.upsert``, a resumed run's
+    truncation, a late backfill), the tiles of a series are merged or rebuilt to match them exactly.
     """
 
     id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    # No database-level foreign key: a refresh may write tiles while a run is being deleted; the rows of
+    # deleted runs are removed by tiles.refresh_pending (and by Django's cascade when it deletes the run).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     name = models.CharField(max_length=200)
     level = models.PositiveIntegerField(help_text="Steps per tile: one of dashboards.tiles.LEVELS.")
     tile = models.PositiveIntegerField(help_text="step // level")
@@ -78,8 +81,47 @@ class MetricTile(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "name", "level", "tile"], name="metrictile_unique_key")
+            # Covering: a chart reads these columns by this key, so the read is an index-only scan.
+            models.UniqueConstraint(
+                fields=["run", "name", "level", "tile"],
+                name="metrictile_unique_key",
+                include=[
+                    "n",
+                    "sum_v",
+                    "min_s",
+                    "min_v",
+                    "max_s",
+                    "max_v",
+                    "first_s",
+                    "first_v",
+                    "first_w",
+                    "last_s",
+                    "last_v",
+                    "last_w",
+                ],
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.name} of run {self.run_id}: steps {self.tile * self.level}+{self.level}"
+
+
+class TileState(models.Model):
+    """How far the tiles of one series are merged, and whether its points changed since.
+
+    ``mark``: the tiles hold exactly the points with step <= mark (-1: none). ``pending``: the smallest step
+    of the points inserted, updated or deleted since (written by the trigger of migration 0007), or null.
+    A refresh merges the points above the mark when ``pending > mark``, and rebuilds the series otherwise.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    name = models.CharField(max_length=200)
+    mark = models.IntegerField(default=-1)
+    pending = models.IntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="tilestate_unique_series")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of run {self.run_id}: merged to step {self.mark}, pending from {self.pending}"

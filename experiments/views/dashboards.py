@@ -226,9 +226,11 @@ def compare(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def compare_data(request: HttpRequest) -> JsonResponse:
-    """One metric of several runs: downsampled on shared buckets, with bucket means for smoothing and bands.
+    """One metric of several runs, downsampled on shared buckets.
 
-    ``runs=1,2,3&metric=NAME`` [``&lo=&hi=`` steps] [``&x=tokens|time``: also each run's step -> x map].
+    ``runs=1,2,3&metric=NAME`` [``&lo=&hi=`` steps] [``&x=tokens|time``: also each run's step -> x map]
+    [``&means=1``: also each bucket's mean and count, which smoothing and grouping need; a plain overlay
+    does not, and they are a third of the payload].
     """
     ids = list(selection.parse_ids(request.GET.getlist("runs")))[: selection.MAX_COMPARED]
     metric = request.GET.get("metric", "")
@@ -247,7 +249,7 @@ def compare_data(request: HttpRequest) -> JsonResponse:
         "series": [
             {
                 "run": run_id,
-                **_series_json(d, with_means=True),
+                **_series_json(d, with_means=request.GET.get("means") == "1"),
                 "final": d.final,
                 "max": d.maximum,
                 "min": d.minimum,

@@ -193,6 +193,7 @@
     const payload = zoomed[metric] || full[metric];
     if (!payload) return;
     const s = settings();
+    if (wantsMeans(s) && !payload.withMeans) { refetch(); return; }
     const traces = s.group ? groupTraces(payload, s) : runTraces(payload, s);
     const xTitle = {step: "step", tokens: "tokens seen", time: "hours since the run started"}[s.x];
     const layout = C.baseLayout(metric, xTitle, "linear", s.log);
@@ -205,12 +206,24 @@
     el.dataset.exact = String(payload.series.every((series) => series.exact));
   }
 
+  /* Bucket means are only sent when smoothing or grouping needs them (a third of the payload). */
+  function wantsMeans(s) { return s.smooth !== "none" || s.group !== ""; }
+
   async function fetchMetric(metric, range) {
-    const query = new URLSearchParams({runs: runs.map((r) => r.id).join(","), metric, x: settings().x});
+    const s = settings();
+    const query = new URLSearchParams({runs: runs.map((r) => r.id).join(","), metric, x: s.x});
+    if (wantsMeans(s)) query.set("means", "1");
     if (range) { query.set("lo", range[0]); query.set("hi", range[1]); }
     const response = await fetch(state.data_url + "?" + query, {credentials: "same-origin"});
     if (!response.ok) throw new Error("HTTP " + response.status);
     return response.json();
+  }
+
+  let refetching = false;
+  function refetch() {
+    if (refetching) return;
+    refetching = true;
+    loadAll().finally(() => { refetching = false; });
   }
 
   async function loadAll() {
@@ -219,6 +232,7 @@
       await Promise.all(charts.map(async (el) => {
         const metric = el.dataset.metric;
         full[metric] = await fetchMetric(metric);
+        full[metric].withMeans = wantsMeans(settings());
         delete zoomed[metric];
         draw(el);
       }));
@@ -258,6 +272,7 @@
         if (!range) return;
         try {
           zoomed[metric] = await fetchMetric(metric, range);
+          zoomed[metric].withMeans = wantsMeans(settings());
           draw(el);
           $("cmp-status").textContent = metric + ": steps " + range[0] + "–" + range[1] +
             (el.dataset.exact === "true" ? ", every point" : ", downsampled");

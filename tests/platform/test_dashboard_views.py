@@ -121,7 +121,11 @@ def test_compare_data_downsampled_with_maps(client, alice, target_runs, other_te
     settings.OR1_CHART_MAX_POINTS = 10
     client.force_login(alice)
     ids = ",".join(str(r.pk) for r in [*target_runs, other_team_run])
-    data = client.get(reverse("compare-data"), {"runs": ids, "metric": "actor/entropy_loss", "x": "tokens"}).json()
+    plain = client.get(reverse("compare-data"), {"runs": ids, "metric": "actor/entropy_loss"}).json()
+    assert "means" not in plain["series"][0] and "xmap" not in plain
+    data = client.get(
+        reverse("compare-data"), {"runs": ids, "metric": "actor/entropy_loss", "x": "tokens", "means": "1"}
+    ).json()
     assert [s["run"] for s in data["series"]] == [r.pk for r in target_runs]
     assert data["buckets"] == {"lo": 0, "width": 8}  # 20 steps in buckets of at least one tile (8 steps)
     first = data["series"][0]
