@@ -30,6 +30,7 @@ from or1_train.algo.entropy_control import EntropyController
 from or1_train.behaviour import behaviour_metrics
 from or1_train.bootstrap import ensure_inputs
 from or1_train.data.mix import MixSampler
+from or1_train.data.or1 import read_data_source, resolve_dataset
 from or1_train.data.schema import Example
 from or1_train.data.sources import read_source
 from or1_train.engine.base import MiniBatch, response_mask
@@ -138,15 +139,17 @@ class Trainer:
         )
         sources = []
         for source in spec.data.sources:
-            data = read_source(source.path, source.format, name=source.display_name)
+            data, dropped = read_data_source(source)
             for reason, count in data.skipped.items():
                 self._log(f"source {data.name}: skipped {count} malformed row(s): {reason}", kind="warning")
+            for reason, count in dropped.items():
+                self._log(f"source {data.name}: the difficulty filter dropped {count} problem(s): {reason}")
             sources.append((data, source.weight))
         self._sources = sources
         self.sampler = MixSampler(sources, seed=spec.seed)
         self.eval_sets = []
         for eval_set in spec.evaluation.sets:
-            data = read_source(eval_set.path, eval_set.format, name=eval_set.name)
+            data = read_source(resolve_dataset(eval_set.path), eval_set.format, name=eval_set.name)
             examples = data.examples[: eval_set.limit] if eval_set.limit else data.examples
             self.eval_sets.append((eval_set.name, examples))
 
