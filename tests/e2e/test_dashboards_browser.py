@@ -199,7 +199,8 @@ def test_comparison_groups_runs_by_a_spec_field_and_diffs_their_specs(page, live
     expect(page.locator("#summary-table tbody tr")).to_have_count(3)
 
     page.fill("#cmp-group", "entropy.target")
-    page.select_option("#cmp-smooth", "ema")
+    page.select_option("#cmp-smooth", "ema")  # both need the bucket means: the page fetches them, then draws
+    page.wait_for_function("document.getElementById('cmp-chart-0').data.some(t => t.name.endsWith(' raw'))")
     names = page.evaluate("document.getElementById('cmp-chart-0').data.map(t => t.name)")
     assert "entropy.target = 0.2 (2 runs)" in names and "entropy.target = 0.35 (1 run)" in names
     assert "entropy.target = 0.2 (2 runs) band" in names and "entropy.target = 0.2 (2 runs) raw" in names
