@@ -21,7 +21,7 @@ import yaml
 
 from or1_train.telemetry import read_jsonl
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]  # three real trainer runs
 
 STEPS = 6
 VOLATILE = ("timing_s/", "perf/tokens_per_s")
