@@ -371,6 +371,9 @@ OR1_ALERT_STALL_STEP_MULTIPLE = env_int("OR1_ALERT_STALL_STEP_MULTIPLE", 5)
 OR1_ALERT_TRUNCATION_WINDOW = env_int("OR1_ALERT_TRUNCATION_WINDOW", 10)
 OR1_ALERT_TRUNCATION_RISE = float(env_str("OR1_ALERT_TRUNCATION_RISE", "0.1"))
 OR1_ALERT_TRUNCATION_MIN_RATIO = float(env_str("OR1_ALERT_TRUNCATION_MIN_RATIO", "0.2"))
+# How often beat merges new points into the chart tiles (experiments.dashboards.tiles.refresh_pending); a chart
+# also merges what its own series lack before it reads them, so this only keeps first looks fast.
+OR1_TILE_REFRESH_INTERVAL_S = env_int("OR1_TILE_REFRESH_INTERVAL_S", 30)
 # plotly.js comes from the installed plotly package (experiments/dashboards/staticfinder.py), not a CDN.
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
