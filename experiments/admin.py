@@ -38,6 +38,7 @@ from experiments.models import (
     Sweep,
     SweepPoint,
     Team,
+    TileState,
 )
 from experiments.secrets import SecretUnreadable
 from or1_train.spec import validate_spec
@@ -446,3 +447,8 @@ class MetricTileAdmin(ReadOnlyAdmin):
 
     list_display = ["run", "name", "level", "tile", "n", "min_v", "max_v"]
     raw_id_fields = ["run"]
+
+
+@admin.register(TileState)
+class TileStateAdmin(ReadOnlyAdmin):
+    """Which chart series changed since their tiles were built (written by database triggers)."""

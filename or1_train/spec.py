@@ -232,6 +232,9 @@ class RolloutSpec(_Section):
     tensor_parallel_size: PositiveInt = 1
     enforce_eager: bool = True
     sleep_during_update: bool = Field(default=True, description="Free vLLM's memory during the update when colocated.")
+    log_groups: NonNegativeInt = Field(
+        default=4, description="Groups per step saved for the rollout browser; 0 = none."
+    )
 
 
 class EngineSpec(_Section):

@@ -38,6 +38,7 @@ from or1_train.evaluate import EvalResult, evaluate_set
 from or1_train.prompting import encode_prompt
 from or1_train.rewards.dispatch import Rewarder
 from or1_train.rollout.base import Sample, make_engine
+from or1_train.rollout_log import record_groups
 from or1_train.seeding import sample_seed, seed_everything
 from or1_train.spec import RunSpec, Stage
 from or1_train.telemetry import METRICS_FILE, JsonlSink, ProgressSink, Sink, Telemetry, read_jsonl
@@ -305,6 +306,16 @@ class Trainer:
                 timing_gen += time.perf_counter() - t1
                 kept += self._filter(extra)
             kept = kept[: stage.rollout_batch]
+        if spec.rollout.log_groups:
+            record_groups(
+                self.run_dir,
+                step,
+                groups,
+                kept=kept,
+                max_groups=spec.rollout.log_groups,
+                seed=spec.seed,
+                std_mode=spec.loss.advantage_std,
+            )
         m["batch/refill_rounds"] = float(refills)
         m["batch/groups_kept"] = float(len(kept))
         generated = sum(lengths)

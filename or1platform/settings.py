@@ -384,12 +384,17 @@ STATICFILES_FINDERS = [
 
 # --- periodic tasks of later features (their intervals are defined in their blocks above) ------------------
 # Task modules outside the apps' tasks.py, so workers register them too.
-CELERY_IMPORTS = ("experiments.alerts",)
+CELERY_IMPORTS = ("experiments.alerts", "experiments.dashboards.tiles")
 CELERY_BEAT_SCHEDULE |= {
     "check-alerts": {
         "task": "experiments.alerts.check_runs",
         "schedule": float(OR1_ALERT_CHECK_INTERVAL_S),
         "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": float(OR1_ALERT_CHECK_INTERVAL_S)},
+    },
+    "refresh-chart-tiles": {
+        "task": "experiments.dashboards.tiles.refresh_pending",
+        "schedule": float(OR1_TILE_REFRESH_INTERVAL_S),
+        "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": float(OR1_TILE_REFRESH_INTERVAL_S)},
     },
     "advance-sweeps": {
         "task": "workers.tasks.advance_sweeps",
