@@ -296,12 +296,16 @@ class DeepSpeedActor:
         lr = self._lr()
         for group in self.engine.optimizer.param_groups:
             group["lr"] = lr
+        # ZeRO optimizers report the norm they clip with; without ZeRO the gradients are whole (and reduced)
+        # on every rank, so the norm is taken here before DeepSpeed clips them
+        unsharded = None if self.engine_spec.zero_stage else _grad_norm(self.model)
         self.engine.step()
         self.updates += 1
         totals = distributed.sum_metrics(totals)
+        grad_norm = self.engine.get_global_grad_norm()
         return {
             **totals,
-            "grad_norm": float(self.engine.get_global_grad_norm()),
+            "grad_norm": float(grad_norm if grad_norm is not None else unsharded),
             "lr": lr,
             "micro_batches": float(len(mine)),
             "padding_ratio": self._padding_ratio(plans, lengths),
@@ -321,6 +325,11 @@ class DeepSpeedActor:
         )
         export_hf(self.model, Path(directory) / MODEL_DIR)
         distributed.barrier()
+
+
+def _grad_norm(model: torch.nn.Module) -> float:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
 
 
 def peak_memory_gb() -> float:
