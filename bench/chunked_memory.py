@@ -7,7 +7,8 @@ response positions. Chunked is `or1_train.engine.chunked.response_logprobs`. The
 a small hidden size and a real-sized vocabulary, so the [tokens x vocab] logits dominate, as they do at 32K
 tokens on a 7B model (32K x 152K x 4 bytes = 20 GB per copy). Each measurement runs in a fresh process:
 on a GPU the peak is `torch.cuda.max_memory_allocated`, on a CPU the rise of the process's peak resident
-memory above its resident memory just before the pass.
+memory above its resident memory just before the pass (after a small warm-up pass, so that library start-up
+and the gradient buffers are not counted).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def measure(mode: str, length: int, vocab: int, hidden: int, chunk: int) -> dict
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device)
     prompt = torch.randint(0, vocab, (PROMPT_TOKENS,)).tolist()
     response = torch.randint(0, vocab, (length,)).tolist()
+    # one small pass first, so that library start-up (thread pools, kernels' workspaces) is not counted
+    warm, _ = response_logprobs(
+        model, [prompt], [response[:16]], temperature=1.0, with_entropy=False, pad_id=0, device=device
+    )
+    warm.sum().backward()
+    model.zero_grad(set_to_none=False)  # gradient buffers exist in both modes before the measured pass
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
