@@ -181,6 +181,9 @@ def report(args: argparse.Namespace, run_dir: Path, wall: float) -> None:
         + f", rollout {args.rollout}; model {params / 1e6:.2f}M parameters; {samples} samples x "
         f"{args.max_tokens} max tokens; {len(steady)} steady step(s) of {len(records)}; wall {wall:.0f} s"
     )
+    threads = os.environ.get("OMP_NUM_THREADS")
+    note = "" if threads or args.engine == "torch" else " (torchrun: 1 per rank)"
+    print(f"  OMP_NUM_THREADS {threads or 'unset'}{note}")
     for label, name in PHASES:
         print(f"  {label:<14} {mean(name):8.3f} s")
     rollout_tps = generated / mean("timing_s/gen")

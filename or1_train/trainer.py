@@ -306,7 +306,7 @@ class Trainer:
                 timing_gen += time.perf_counter() - t1
                 kept += self._filter(extra)
             kept = kept[: stage.rollout_batch]
-        if spec.rollout.log_groups:
+        if spec.rollout.log_groups and self.is_main:  # every rank holds the same groups; rank 0 writes them
             record_groups(
                 self.run_dir,
                 step,
