@@ -279,6 +279,9 @@ def store_events(run: Run, payload: Any, *, key: str = "events", only_kind: str 
     if not events:
         return result
     with transaction.atomic():
+        # The HTTP sink and the reconciler's backfill can deliver the same events at once; holding the run's
+        # row serialises them, so the check below sees what the other one stored.
+        Run.objects.select_for_update().only("pk").get(pk=run.pk)
         seen = set(
             RunEvent.objects.filter(
                 run=run, at__gte=min(e.at for e in events), at__lte=max(e.at for e in events)

@@ -138,7 +138,9 @@ def test_update_weights_makes_the_engine_follow_the_actor(engine, tiny_model_dir
     engine.update_weights(trained.named_parameters())
     engine.wake_up()
     after = generate(engine, prompts)
-    assert max_logprob_gap(after, prompts, trained, reference_logprobs) < 1e-4
+    # Noise of 0.5 makes large logits, where float32 kernels that sum in another order differ by a few 1e-4
+    # (2.6e-4 seen in CI); stale weights would be off by more than 0.1.
+    assert max_logprob_gap(after, prompts, trained, reference_logprobs) < 1e-3
     assert max_logprob_gap(before, prompts, trained, reference_logprobs) > 0.1
     assert sample_tokens(after) != sample_tokens(before)
 

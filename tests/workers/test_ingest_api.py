@@ -208,3 +208,34 @@ def test_a_resume_event_drops_the_points_of_the_lost_attempt(client, run, token)
     # A replay of the resume event is recognised: the resumed attempt's points stay.
     assert post(client, run.pk, "events", {"events": [resume]}, token).json()["stored"] == 0
     assert MetricPoint.objects.get(run=run, step=3).value == 0.75
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_events_delivered_at_once_by_two_writers_are_stored_once(run):
+    """The trainer's HTTP sink and the reconciler's backfill can post one batch at the same moment (seen in
+    CI as two ``resume`` events); each writer holds the run's row, so exactly one stores each event."""
+    import threading
+
+    from django.db import connections
+
+    from experiments.ingestion import store_events
+
+    batches = [{"events": [event("warning", i, at=1.7e9 + i) for i in range(k, k + 20)]} for k in range(0, 200, 20)]
+    for batch in batches:
+        start = threading.Barrier(2)
+        stored = []
+
+        def deliver(batch=batch, start=start, stored=stored):
+            try:
+                start.wait()
+                stored.append(store_events(run, batch).stored)
+            finally:
+                connections.close_all()
+
+        writers = [threading.Thread(target=deliver) for _ in range(2)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert sorted(stored) == [0, 20]
+    assert RunEvent.objects.filter(run=run, data__kind="warning").count() == 200
