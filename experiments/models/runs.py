@@ -197,6 +197,7 @@ class RunEvent(models.Model):
         INFO = "info", "Info"
         WARNING = "warning", "Warning"
         ERROR = "error", "Error"
+        ALERT = "alert", "Alert"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INFO)
