@@ -79,15 +79,20 @@ def evaluate_set(
     max_tokens: int,
     seed: int,
     step: int,
+    n: int | None = None,
 ) -> EvalResult:
-    """Sample k answers per problem with the rollout engine's ``generate`` and score them."""
+    """Sample ``n`` (default ``k``) answers per problem with the rollout engine's ``generate`` and score them:
+    avg@k is the mean accuracy of all n, pass@k the unbiased estimate from them (n >= k)."""
+    n = n or k
+    if n < k:
+        raise ValueError(f"{name}: {n} samples per problem cannot estimate pass@{k}")
     prompts = [encode_prompt(e) for e in examples]
-    seeds = [[sample_seed(seed + EVAL_SEED_OFFSET, step, i * k + j) for j in range(k)] for i in range(len(prompts))]
-    outputs = generate(prompts, n=k, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seeds=seeds)
+    seeds = [[sample_seed(seed + EVAL_SEED_OFFSET, step, i * n + j) for j in range(n)] for i in range(len(prompts))]
+    outputs = generate(prompts, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seeds=seeds)
     texts = [s.text for group in outputs for s in group]
     owners = [e for e, group in zip(examples, outputs, strict=True) for _ in group]
     rewards = score(texts, owners)
-    correct = [[r >= 1.0 for r in rewards[i * k : (i + 1) * k]] for i in range(len(examples))]
+    correct = [[r >= 1.0 for r in rewards[i * n : (i + 1) * n]] for i in range(len(examples))]
     truncated = sum(s.finish_reason == "length" for group in outputs for s in group)
     avg, pk = score_correct_counts(correct, k)
     return EvalResult(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from or1_train.bootstrap import ensure_inputs
-from or1_train.data.sources import read_source
+from or1_train.data.or1 import read_eval_set
 from or1_train.evaluate import EvalResult, evaluate_set
 from or1_train.prompting import encode_prompt
 from or1_train.rewards.dispatch import Rewarder
@@ -39,16 +39,15 @@ def evaluate_model(
     try:
         results = []
         for eval_set in ev.sets:
-            data = read_source(eval_set.path, eval_set.format, name=eval_set.name)
-            examples = data.examples[: eval_set.limit] if eval_set.limit else data.examples
             results.append(
                 evaluate_set(
                     eval_set.name,
-                    examples,
+                    read_eval_set(eval_set),
                     generate=rollout.generate,
                     encode_prompt=lambda e: encode_prompt(tokenizer, e),
                     score=rewarder.score,
                     k=ev.k,
+                    n=ev.samples,
                     temperature=ev.temperature,
                     top_p=ev.top_p,
                     max_tokens=max_tokens,

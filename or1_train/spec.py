@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,9 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
 Level = Annotated[int, Field(ge=1, le=8)]  # the synthetic task's levels (steps per problem)
+
+#: LiveCodeBench problems the paper evaluates on: contest dates in [2024-08-01, 2025-02-01) (dossier §6.1).
+LIVECODEBENCH_WINDOW = (date(2024, 8, 1), date(2025, 2, 1))
 
 #: head dimensions the vLLM CPU attention backend accepts (runtime notes §1).
 VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -263,13 +267,25 @@ class RewardSpec(_Section):
 
 
 class EvalSet(_Section):
-    """A held-out benchmark: a file in OR1's eval layout, or any source the data loader reads."""
+    """A held-out benchmark: a file in OR1's eval layout, any source the data loader reads, or a local copy of
+    LiveCodeBench (``format: livecodebench``), cut to the contest dates of ``window``."""
 
     name: Annotated[str, Field(min_length=1)]
     path: Annotated[str, Field(min_length=1)]
-    format: Literal["auto", "jsonl", "parquet", "hf", "or1"] = "auto"
+    format: Literal["auto", "jsonl", "parquet", "hf", "or1", "livecodebench"] = "auto"
     synthetic: SyntheticTask | None = None
     limit: PositiveInt | None = Field(default=None, description="Evaluate only the first N problems.")
+    window: tuple[date, date] | None = Field(
+        default=None,
+        description="livecodebench only: [start, end) of the contest dates; default the paper's "
+        "2024-08-01 to 2025-02-01. Written into the frozen spec, so a result says which window it is.",
+    )
+
+    @model_validator(mode="after")
+    def _paper_window(self) -> EvalSet:
+        if self.format == "livecodebench" and self.window is None:
+            self.window = LIVECODEBENCH_WINDOW
+        return self
 
 
 class EvaluationSpec(_Section):
@@ -277,6 +293,11 @@ class EvaluationSpec(_Section):
 
     sets: list[EvalSet] = Field(default_factory=list)
     k: PositiveInt = 8
+    samples: PositiveInt | None = Field(
+        default=None,
+        description="Answers sampled per problem (n >= k): avg@k is their mean accuracy and pass@k the unbiased "
+        "estimate from all n. Default: k.",
+    )
     temperature: Annotated[float, Field(gt=0.0, le=2.0)] = 1.0
     top_p: Probability = 1.0
     max_response_tokens: PositiveInt | None = Field(default=None, description="Default: the last stage's.")
@@ -432,6 +453,8 @@ def _reason(err: dict[str, Any]) -> str:
             return "must be a number"
         case "bool_parsing" | "bool_type":
             return "must be true or false"
+        case "date_parsing" | "date_type" | "date_from_datetime_parsing" | "date_from_datetime_inexact":
+            return "must be a date (YYYY-MM-DD)"
     return err["msg"][0].lower() + err["msg"][1:]
 
 
@@ -562,6 +585,13 @@ def rule_violations(spec: RunSpec) -> list[FieldError]:
     for i, eval_set in enumerate(spec.evaluation.sets):
         if names.count(eval_set.name) > 1 and names.index(eval_set.name) != i:
             add(f"evaluation.sets[{i}].name", f"'{eval_set.name}' is used by another eval set; names must be unique")
+        if eval_set.window is not None and eval_set.format != "livecodebench":
+            add(f"evaluation.sets[{i}].window", "only a set of format 'livecodebench' has a date window")
+        elif eval_set.window is not None and eval_set.window[0] >= eval_set.window[1]:
+            start, end = (d.isoformat() for d in eval_set.window)
+            add(f"evaluation.sets[{i}].window", f"the start ({start}) must be before the end ({end})")
+    if spec.evaluation.samples is not None and spec.evaluation.samples < spec.evaluation.k:
+        add("evaluation.samples", f"must be >= evaluation.k ({spec.evaluation.k}): pass@k needs at least k answers")
     eval_tokens = spec.evaluation.max_response_tokens
     if (
         eval_tokens is not None

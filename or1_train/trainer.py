@@ -30,9 +30,8 @@ from or1_train.algo.entropy_control import EntropyController
 from or1_train.behaviour import behaviour_metrics
 from or1_train.bootstrap import ensure_inputs
 from or1_train.data.mix import MixSampler
-from or1_train.data.or1 import read_data_source, resolve_dataset
+from or1_train.data.or1 import read_data_source, read_eval_set
 from or1_train.data.schema import Example
-from or1_train.data.sources import read_source
 from or1_train.engine.base import MiniBatch, response_mask
 from or1_train.evaluate import EvalResult, evaluate_set
 from or1_train.prompting import encode_prompt
@@ -150,9 +149,7 @@ class Trainer:
         self.sampler = MixSampler(sources, seed=spec.seed)
         self.eval_sets = []
         for eval_set in spec.evaluation.sets:
-            data = read_source(resolve_dataset(eval_set.path), eval_set.format, name=eval_set.name)
-            examples = data.examples[: eval_set.limit] if eval_set.limit else data.examples
-            self.eval_sets.append((eval_set.name, examples))
+            self.eval_sets.append((eval_set.name, read_eval_set(eval_set)))
 
         if start is None:
             self._truncate_metrics_after(0)  # a fresh start: steps from an earlier attempt are rewritten
@@ -417,6 +414,7 @@ class Trainer:
                 encode_prompt=self._encode,
                 score=self._score,
                 k=ev.k,
+                n=ev.samples,
                 temperature=ev.temperature,
                 top_p=ev.top_p,
                 max_tokens=ev.max_response_tokens or self.spec.stages[-1].max_response_tokens,

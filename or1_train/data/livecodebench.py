@@ -27,8 +27,9 @@ from pathlib import Path
 
 from or1_train.data.schema import MalformedRow
 from or1_train.data.sources import SourceData, _Collector, _parquet_rows
+from or1_train.spec import LIVECODEBENCH_WINDOW
 
-WINDOW = (date(2024, 8, 1), date(2025, 2, 1))
+WINDOW = LIVECODEBENCH_WINDOW
 INSTRUCTION = (
     "Solve the problem in Python. Give the complete program in one ```python block at the end of your answer."
 )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from or1_train.data.schema import Example
 from or1_train.data.sources import SourceData, read_source
-from or1_train.spec import DataSource, DifficultyFilter
+from or1_train.spec import DataSource, DifficultyFilter, EvalSet
 
 DIFFICULTY_KEY = "model_difficulty"
 OR1_DATASET_ID = "Skywork/Skywork-OR1-RL-Data"
@@ -139,6 +139,23 @@ def read_data_source(source: DataSource) -> tuple[SourceData, Counter]:
     if source.difficulty is None:
         return data, Counter()
     return filter_by_difficulty(data, source.difficulty)
+
+
+def read_eval_set(eval_set: EvalSet) -> list[Example]:
+    """What the trainer and `or1-train eval` evaluate for one `evaluation.sets[i]` (its first `limit` problems).
+
+    A `livecodebench` set is a local LiveCodeBench copy cut to the set's date window (the spec fills in the
+    paper's when none is given); every other format goes through `read_source`.
+    """
+    path = resolve_dataset(eval_set.path)
+    if eval_set.format == "livecodebench":
+        from or1_train.data.livecodebench import read_livecodebench
+
+        start, end = eval_set.window
+        data, _ = read_livecodebench(path, start=start, end=end, name=eval_set.name)
+    else:
+        data = read_source(path, eval_set.format, name=eval_set.name)
+    return data.examples[: eval_set.limit] if eval_set.limit else data.examples
 
 
 def example_to_row(example: Example) -> dict:
