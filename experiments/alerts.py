@@ -18,7 +18,8 @@ Rules (thresholds in settings, ``OR1_ALERT_*``; "steps" are logged training step
 Each rule says "holds", "does not hold" or "cannot tell yet". An alert is raised when its rule holds and
 cleared when it has not held for half as many steps (hysteresis, so a signal hovering at a threshold does not
 flap); a truncation alert also clears when a new stage begins, a stall alert when the run is no longer running.
-Raising and clearing write a ``RunAlert`` row and a ``RunEvent`` of kind ``alert``.
+Raising and clearing write a ``RunAlert`` row and a ``RunEvent`` of kind ``alert`` (``RunEvent.Kind.ALERT``; its
+``data`` says which alert and whether it was raised or cleared).
 
 ``check_runs`` is a Celery task for beat (every ``OR1_ALERT_CHECK_INTERVAL_S``); ``check_run`` checks one run
 and can be called anywhere (tests, a management shell, after an ingestion batch).
@@ -39,10 +40,9 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from experiments.dashboards.catalog import entropy_signal
-from experiments.models import MetricPoint, Run, RunAlert, RunStatus
+from experiments.models import MetricPoint, Run, RunAlert, RunEvent, RunStatus
 from experiments.runstats import RATE_METRIC, format_duration
 
-ALERT_EVENT = "alert"
 Kind = RunAlert.Kind
 
 
@@ -234,7 +234,7 @@ def _raise(run: Run, verdict: Verdict, now: datetime) -> bool:
                 run=run, kind=verdict.kind, message=verdict.message, step=verdict.step, data=verdict.data, raised_at=now
             )
             run.events.create(
-                kind=ALERT_EVENT,
+                kind=RunEvent.Kind.ALERT,
                 message=verdict.message,
                 at=now,
                 data={"alert": verdict.kind, "state": "raised", "step": verdict.step, **verdict.data},
@@ -251,7 +251,7 @@ def _clear(run: Run, alert: RunAlert, verdict: Verdict, now: datetime) -> None:
         if not still_open.update(cleared_at=now, cleared_reason=reason):
             return
         run.events.create(
-            kind=ALERT_EVENT,
+            kind=RunEvent.Kind.ALERT,
             message=f"Cleared: {alert.get_kind_display()} ({reason}).",
             at=now,
             data={"alert": alert.kind, "state": "cleared", "reason": reason, "step": verdict.step},
@@ -273,12 +273,16 @@ def check_runs() -> dict[int, list[str]]:
     return outcomes
 
 
-def with_open_alerts(runs: QuerySet[Run]) -> QuerySet[Run]:
-    """Prefetch each run's open alerts as ``run.open_alerts`` (what the run-list badge reads)."""
-    return runs.prefetch_related(
-        Prefetch(
-            "alerts",
-            queryset=RunAlert.objects.filter(cleared_at__isnull=True).order_by("raised_at"),
-            to_attr="open_alerts",
-        )
+def open_alerts_prefetch(lookup: str = "alerts") -> Prefetch:
+    """Each run's open alerts as ``run.open_alerts`` (what the run-list badge reads), in one query for all rows;
+    ``lookup`` reaches the runs' alerts from another model (``run__alerts`` from sweep points)."""
+    return Prefetch(
+        lookup,
+        queryset=RunAlert.objects.filter(cleared_at__isnull=True).order_by("raised_at"),
+        to_attr="open_alerts",
     )
+
+
+def with_open_alerts(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """The runs with ``open_alerts_prefetch``: every view that lists runs with their badge uses this."""
+    return runs.prefetch_related(open_alerts_prefetch())

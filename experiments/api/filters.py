@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, filters
 
 TRUE, FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
@@ -57,32 +58,53 @@ class Filter:
         return {"type": "array", "items": item} if self.many else item
 
 
+def apply(specs: tuple[Filter, ...], request, queryset: QuerySet) -> QuerySet:
+    """The queryset narrowed by every filter the request gives; a bad value is a 400 naming its parameter."""
+    problems: dict[str, str] = {}
+    for spec in specs:
+        raws = request.query_params.getlist(spec.name)
+        if spec.many:
+            raws = [part for raw in raws for part in raw.split(",") if part.strip()]
+        else:
+            raws = raws[-1:]
+        if not raws:
+            continue
+        try:
+            values = [spec.parse(raw) for raw in raws]
+        except ValueError as exc:
+            problems[spec.name] = str(exc)
+            continue
+        value = values if spec.many else values[0]
+        if callable(spec.lookup):
+            queryset = spec.lookup(queryset, value, request)
+        else:
+            queryset = queryset.filter(**{spec.lookup + ("__in" if spec.many else ""): value})
+    if problems:
+        raise exceptions.ValidationError(problems)
+    return queryset
+
+
+def parameters(specs: tuple[Filter, ...]) -> list[OpenApiParameter]:
+    """The filters as drf-spectacular parameters, for an extra action that lists (``@extend_schema``)."""
+    return [
+        OpenApiParameter(
+            spec.name,
+            spec.schema(),
+            description=spec.help,
+            **({"style": "form", "explode": True} if spec.many else {}),
+        )
+        for spec in specs
+    ]
+
+
 class QueryFilters(filters.BaseFilterBackend):
+    """The view's ``filters`` on its ``list`` action (an extra action that lists calls ``apply`` itself, with
+    ``parameters`` for its schema: the backend would also filter the object lookup)."""
+
     def filter_queryset(self, request, queryset, view):
         if getattr(view, "action", None) != "list":
             return queryset
-        problems: dict[str, str] = {}
-        for spec in getattr(view, "filters", ()):
-            raws = request.query_params.getlist(spec.name)
-            if spec.many:
-                raws = [part for raw in raws for part in raw.split(",") if part.strip()]
-            else:
-                raws = raws[-1:]
-            if not raws:
-                continue
-            try:
-                values = [spec.parse(raw) for raw in raws]
-            except ValueError as exc:
-                problems[spec.name] = str(exc)
-                continue
-            value = values if spec.many else values[0]
-            if callable(spec.lookup):
-                queryset = spec.lookup(queryset, value, request)
-            else:
-                queryset = queryset.filter(**{spec.lookup + ("__in" if spec.many else ""): value})
-        if problems:
-            raise exceptions.ValidationError(problems)
-        return queryset
+        return apply(getattr(view, "filters", ()), request, queryset)
 
     def get_schema_operation_parameters(self, view):
         return [

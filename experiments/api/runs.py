@@ -20,7 +20,7 @@ from experiments import access, actions
 from experiments.api.base import ApiViewSet, UsernameField
 from experiments.api.errors import SpecInvalid
 from experiments.api.experiments import TAG_HELP, with_tag
-from experiments.api.filters import Filter
+from experiments.api.filters import Filter, apply, parameters
 from experiments.models import Experiment, Run, RunEvent, RunStatus, StageRecord
 from experiments.models.runs import TERMINAL_STATUSES
 from experiments.runstats import with_last_reward_and_entropy
@@ -95,6 +95,12 @@ class RunEventSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "message", "data", "at"]
 
 
+#: ``GET /runs/<id>/events/?kind=alert``: the alerts raised and cleared (``data``: alert, state)
+EVENT_FILTERS = (
+    Filter("kind", "kind", kind=str, many=True, choices=tuple(RunEvent.Kind.values), help="Any of these kinds."),
+)
+
+
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Runs of your teams and runs shared with them. Create = launch; cancel; events."""
 
@@ -165,12 +171,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         actions.cancel_run(run, request.user)
         return Response(self._fresh(run))
 
-    @extend_schema(responses={200: RunEventSerializer(many=True)}, filters=False)
+    @extend_schema(responses={200: RunEventSerializer(many=True)}, filters=False, parameters=parameters(EVENT_FILTERS))
     @action(detail=True, methods=["get"], serializer_class=RunEventSerializer, filter_backends=[])
     def events(self, request, pk=None):
-        """The run's events (status changes, stage boundaries, trainer messages), oldest first."""
+        """The run's events (status changes, stage boundaries, trainer messages, health alerts), oldest first."""
         run = self.get_object()
-        page = self.paginate_queryset(run.events.order_by("at", "id"))
+        page = self.paginate_queryset(apply(EVENT_FILTERS, request, run.events.order_by("at", "id")))
         return self.get_paginated_response(RunEventSerializer(page, many=True).data)
 
     def _fresh(self, run: Run) -> dict:

@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from experiments.alerts import with_open_alerts
 from experiments.dashboards import catalog, rollouts, selection, series, specdiff
 from experiments.dashboards.downsample import Downsampled
 from experiments.models import Run, SavedView, Team
@@ -174,7 +175,7 @@ def _run_label(run: Run) -> str:
 def compare(request: HttpRequest) -> HttpResponse:
     chosen = selection.Selection.from_query(request.GET)
     runs = selection.compared(request.user, chosen)
-    candidates = list(selection.candidates(request.user, chosen)[: selection.MAX_CANDIDATES])
+    candidates = list(with_open_alerts(selection.candidates(request.user, chosen))[: selection.MAX_CANDIDATES])
     names = series.metric_names([run.pk for run in runs]) if runs else []
     metrics = [name for value in request.GET.getlist("metrics") for name in value.split(",") if name] if runs else []
     if runs and not metrics:

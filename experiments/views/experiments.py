@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from experiments.alerts import with_open_alerts
 from experiments.models import Experiment
 
 
@@ -31,7 +32,7 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "spec": spec,
             "stages": stages,
             "mix": mix,
-            "runs": experiment.runs.order_by("-created_at", "-id"),
+            "runs": with_open_alerts(experiment.runs.order_by("-created_at", "-id")),
             "can_write": experiment.project.team.can_write(request.user),
         },
     )

@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from experiments.alerts import with_open_alerts
 from experiments.models import Experiment, Membership, Project, Run
 
 RECENT = 20
@@ -25,10 +26,8 @@ def home(request: HttpRequest) -> HttpResponse:
         .annotate(n_runs=Count("runs"))
         .order_by("-created_at", "-id")[:RECENT]
     )
-    runs = (
-        Run.objects.visible_to(user)
-        .select_related("experiment__project__team")
-        .order_by("-created_at", "-id")
+    runs = with_open_alerts(
+        Run.objects.visible_to(user).select_related("experiment__project__team").order_by("-created_at", "-id")
     )
     return render(
         request,

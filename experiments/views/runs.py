@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import actions
+from experiments.alerts import with_open_alerts
 from experiments.models import Experiment, InvalidTransition, Run
 from experiments.runlog import tail
 from experiments.runstats import (
@@ -94,9 +95,8 @@ def _runs_context(request: HttpRequest) -> dict:
     active_only = request.GET.get("active") == "1"
     if active_only:
         runs = runs.active()
-    page = Paginator(with_last_reward_and_entropy(runs.prefetch_related("stages")), RUNS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    runs = with_open_alerts(with_last_reward_and_entropy(runs.prefetch_related("stages")))
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     rows = []
     for run in page:
         stage = next((s for s in run.stages.all() if s.index == run.current_stage), None)

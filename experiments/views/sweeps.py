@@ -12,11 +12,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import access, sweeps
+from experiments.alerts import open_alerts_prefetch
 from experiments.models import Experiment, Run, Sweep
 from or1_train.spec import SpecError
 
@@ -87,6 +89,7 @@ def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
         Sweep.objects.visible_to(request.user).select_related("project__team", "base_experiment", "created_by"), pk=pk
     )
     results = sweeps.configuration_results(sweep)
+    prefetch_related_objects([p for r in results for p in r.points], open_alerts_prefetch("run__alerts"))
     paths = [*sweep.space.get("grid", {}), *sweep.space.get("random", {})]
     benchmarks = sorted({name for r in results for name in r.best})
     rows = [

@@ -1,16 +1,19 @@
-"""Health alerts: each rule raises after its streak, clears with hysteresis, records events, and shows as a
-banner on the run page and a badge in the runs list; the beat task checks running runs only once per change."""
+"""Health alerts: each rule raises after its streak, clears with hysteresis, records events of kind ``alert``
+(shown apart on the run page, filtered by the events API), and shows as a banner on the run page and a badge in
+every run list, whose queries do not grow with the runs; the beat task checks running runs once per change."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from experiments import alerts
+from experiments import alerts, sweeps
 from experiments.ingestion import store_metrics
-from experiments.models import RunAlert, RunStatus
+from experiments.models import RunAlert, RunEvent, RunStatus
 
 Kind = RunAlert.Kind
 
@@ -55,7 +58,7 @@ def test_entropy_collapse_raises_after_its_streak_and_clears_with_hysteresis(run
         alert.step == 8 and "below 0.5 x its target 0.2 (= 0.1)" in alert.message and "0.04 at step 8" in alert.message
     )
     assert target == 0.2
-    event = running.events.get(kind="alert")
+    event = running.events.get(kind=RunEvent.Kind.ALERT)
     assert event.data["alert"] == "entropy_collapse" and event.data["state"] == "raised"
 
     step = feed(running, step, {"actor/entropy_loss": [0.03]})
@@ -66,7 +69,7 @@ def test_entropy_collapse_raises_after_its_streak_and_clears_with_hysteresis(run
     step = feed(running, step, {"actor/entropy_loss": [0.21]})
     assert alerts.check_run(running, now=at(running, step)) == ["cleared entropy_collapse"]
     assert not RunAlert.objects.filter(run=running, cleared_at__isnull=True).exists()
-    assert [e.data["state"] for e in running.events.filter(kind="alert")] == ["raised", "cleared"]
+    assert [e.data["state"] for e in running.events.filter(kind=RunEvent.Kind.ALERT)] == ["raised", "cleared"]
 
 
 def test_explosion_and_a_pinned_coefficient(running, settings):
@@ -144,3 +147,67 @@ def test_banner_on_the_run_page_and_badge_in_the_runs_list(client, alice, runnin
     assert partial.count('role="alert"') == 1 and "hx-trigger" in partial
     runs = client.get(reverse("run-list")).content.decode()
     assert 'class="badge badge-alert"' in runs and "entropy collapse" in runs
+
+
+def test_alert_events_stand_apart_on_the_run_page_and_the_api_filters_them_by_kind(client, alice, running, settings):
+    settings.OR1_ALERT_ENTROPY_COLLAPSE_STEPS = 2
+    step = feed(running, 1, {"actor/entropy_loss": [0.01, 0.01]})
+    alerts.check_run(running, now=at(running, step))
+    step = feed(running, step, {"actor/entropy_loss": [0.2]})
+    alerts.check_run(running, now=at(running, step))
+    client.force_login(alice)
+    events = client.get(reverse("run-events", args=[running.pk])).content.decode()
+    assert events.count('class="event-alert alert-raised" data-alert="entropy_collapse"') == 1
+    assert events.count('class="event-alert alert-cleared" data-alert="entropy_collapse"') == 1
+    assert "&#9888; Alert raised" in events and "&#9888; Alert cleared" in events
+
+    url = f"/api/v1/runs/{running.pk}/events/"
+    found = client.get(url, {"kind": "alert"}).json()["results"]
+    assert [(e["kind"], e["data"]["state"]) for e in found] == [("alert", "raised"), ("alert", "cleared")]
+    both = client.get(url, {"kind": "alert,status"}).json()["results"]
+    assert {e["kind"] for e in both} == {"alert", "status"} and len(both) == len(client.get(url).json()["results"])
+    bad = client.get(url, {"kind": "alarm"})
+    assert bad.status_code == 400 and "kind" in str(bad.json()) and "must be one of" in str(bad.json())
+
+
+def test_run_lists_read_every_badge_in_one_query(client, alice, experiment, django_capture_on_commit_callbacks):
+    """Home, the experiment's page, the runs list, the sweep's page and the comparison's picker each read the
+    open alerts of all their rows in one query: the same for 2 runs with alerts as for 6 runs with 7 alerts.
+    (The runs list's ETA and the comparison's metric names still cost a query per run, on purpose or not.)"""
+    with django_capture_on_commit_callbacks(execute=False):
+        sweep = sweeps.create_sweep(
+            experiment, alice, name="s", space={"grid": {"entropy.target": [0.1, 0.2, 0.3]}}, seeds=2, concurrency=2
+        )
+    client.force_login(alice)
+    pages = [
+        reverse("home"),
+        reverse("experiment-detail", args=[experiment.pk]),
+        reverse("run-list"),
+        reverse("sweep-detail", args=[sweep.pk]),
+        reverse("compare") + f"?experiment={experiment.pk}",
+    ]
+
+    def alert_every_run() -> None:
+        for run in sweep.runs.filter(alerts__isnull=True):
+            RunAlert.objects.create(run=run, kind=Kind.STALLED, message=f"run {run.pk} is silent")
+        RunAlert.objects.get_or_create(run=sweep.runs.order_by("pk").first(), kind=Kind.ENTROPY_COLLAPSE)
+
+    def alert_queries() -> list[int]:
+        counts = []
+        for url in pages:
+            with CaptureQueriesContext(connection) as captured:
+                page = client.get(url).content.decode()
+            assert page.count('class="badge badge-alert"') == sweep.runs.count(), url
+            assert page.count('data-alerts="2"') == 1, url
+            counts.append(sum('FROM "experiments_runalert"' in q["sql"] for q in captured.captured_queries))
+        return counts
+
+    alert_every_run()
+    assert alert_queries() == [1] * len(pages)
+    sweep.concurrency = 6
+    sweep.save(update_fields=["concurrency"])
+    with django_capture_on_commit_callbacks(execute=False):
+        sweeps.advance_sweep(sweep)
+    assert sweep.runs.count() == 6
+    alert_every_run()
+    assert alert_queries() == [1] * len(pages)
