@@ -50,3 +50,14 @@ urlpatterns += [path("datasets/upload/", dataset_upload, name="dataset-upload")]
 from experiments.views.leaderboard import leaderboard  # noqa: E402
 
 urlpatterns += [path("leaderboard/", leaderboard, name="leaderboard")]
+
+# Evaluation and difficulty jobs: the Evaluate form, a dataset source's page, each job's page.
+from experiments.views import jobs  # noqa: E402
+
+urlpatterns += [
+    path("evaluations/new/", jobs.evaluation_new, name="evaluation-new"),
+    path("evaluations/<int:pk>/", jobs.evaluation_job, name="evaluation-job"),
+    path("datasets/<int:pk>/", jobs.dataset_detail, name="dataset-detail"),
+    path("datasets/difficulty/<int:pk>/", jobs.difficulty_job, name="difficulty-job"),
+    path("datasets/difficulty/<int:pk>/create-source/", jobs.difficulty_create_source, name="difficulty-create-source"),
+]

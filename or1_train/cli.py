@@ -130,6 +130,8 @@ def _estimate_difficulty(args: argparse.Namespace) -> int:
         filtered=args.filtered, temperature=args.temperature, top_p=args.top_p, limit=args.limit, **options,
     )
     print(report.to_json())
+    if args.report:
+        Path(args.report).write_text(report.to_json())
     return 0
 
 
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--report", help="also write the report (histogram of pass counts, kept, paths) as JSON here")
     p.set_defaults(func=_estimate_difficulty)
     return parser
 

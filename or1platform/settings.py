@@ -23,6 +23,7 @@ Variables
                                 (results are ignored unless a task asks: the Run row is the source of truth)
     OR1_DATA_DIR                default ``<repo>/var``
     OR1_RUNS_DIR                default ``<data dir>/runs``
+    OR1_DATASETS_DIR            default ``<data dir>/datasets`` (uploaded eval sets, difficulty jobs' files)
     OR1_EXAMPLES_DIR            default ``<repo>/examples`` (read by ``manage.py load_examples``)
     OR1_STATIC_ROOT             default ``<data dir>/static`` (``collectstatic`` target)
     OR1_WORKER_QUEUE            this host's own Celery queue (launch, cancel and checks of the trainers it
@@ -68,6 +69,8 @@ DEBUG = not PRODUCTION
 
 DATA_DIR = env_path("OR1_DATA_DIR", BASE_DIR / "var")
 OR1_RUNS_DIR = env_path("OR1_RUNS_DIR", DATA_DIR / "runs")
+# Uploaded eval sets and the files of difficulty jobs (pass counts, filtered sets): workers read them there.
+OR1_DATASETS_DIR = env_path("OR1_DATASETS_DIR", DATA_DIR / "datasets")
 OR1_EXAMPLES_DIR = env_path("OR1_EXAMPLES_DIR", BASE_DIR / "examples")
 
 # ------------------------------------------------------------------------------------------- security
@@ -384,7 +387,7 @@ STATICFILES_FINDERS = [
 
 # --- periodic tasks of later features (their intervals are defined in their blocks above) ------------------
 # Task modules outside the apps' tasks.py, so workers register them too.
-CELERY_IMPORTS = ("experiments.alerts", "experiments.dashboards.tiles")
+CELERY_IMPORTS = ("experiments.alerts", "experiments.dashboards.tiles", "workers.eval_jobs")
 CELERY_BEAT_SCHEDULE |= {
     "check-alerts": {
         "task": "experiments.alerts.check_runs",

@@ -121,19 +121,20 @@ class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvaluationResult
         fields = [
-            "id", "run", "checkpoint", "benchmark", "k", "num_samples", "avg_at_k", "pass_at_k", "temperature",
-            "step", "created_at",
+            "id", "run", "checkpoint", "job", "model_path", "benchmark", "k", "num_samples", "avg_at_k", "pass_at_k",
+            "temperature", "step", "created_at",
         ]
         read_only_fields = fields
 
 
 class EvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """avg@k and pass@k per benchmark, of runs and checkpoints you may read."""
+    """avg@k and pass@k per benchmark, of runs and checkpoints you may read and of your teams' evaluation jobs."""
 
     serializer_class = EvaluationSerializer
     filters = (
         Filter("run", "run_id", help="Results of this run."),
         Filter("checkpoint", "checkpoint_id", help="Results of this checkpoint."),
+        Filter("job", "job_id", help="Results of this evaluation job."),
         Filter("experiment", "run__experiment_id", help="Results of this experiment's runs."),
         Filter("sweep", "run__sweep_id", help="Results of this sweep's runs."),
         Filter("benchmark", "benchmark", kind=str, help="One benchmark."),
@@ -145,4 +146,6 @@ class EvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         user = self.request.user
         runs = access.readable_runs(user).values("pk")
         checkpoints = access.readable_checkpoints(user).values("pk")
-        return EvaluationResult.objects.filter(Q(run_id__in=runs) | Q(checkpoint_id__in=checkpoints))
+        return EvaluationResult.objects.filter(
+            Q(run_id__in=runs) | Q(checkpoint_id__in=checkpoints) | Q(job__team_id__in=access.team_ids(user))
+        )

@@ -13,6 +13,7 @@ from rest_framework import routers
 from experiments.api.checkpoints import CheckpointFileView, CheckpointViewSet, EvaluationViewSet
 from experiments.api.datasets import DatasetMixViewSet, DatasetSourceViewSet
 from experiments.api.experiments import ExperimentViewSet
+from experiments.api.jobs import DifficultyJobViewSet, EvaluationJobViewSet
 from experiments.api.metrics import MetricNamesView, MetricsView
 from experiments.api.runs import RunViewSet
 from experiments.api.shares import AuditViewSet, ShareViewSet
@@ -30,6 +31,8 @@ router.register("experiments", ExperimentViewSet, basename="api-experiment")
 router.register("runs", RunViewSet, basename="api-run")
 router.register("checkpoints", CheckpointViewSet, basename="api-checkpoint")
 router.register("evaluations", EvaluationViewSet, basename="api-evaluation")
+router.register("evaluation-jobs", EvaluationJobViewSet, basename="api-evaluation-job")
+router.register("difficulty-jobs", DifficultyJobViewSet, basename="api-difficulty-job")
 router.register("sweeps", SweepViewSet, basename="api-sweep")
 router.register("shares", ShareViewSet, basename="api-share")
 router.register("audit", AuditViewSet, basename="api-audit")

@@ -8,6 +8,7 @@ from experiments.models.dashboards import MetricTile, SavedView, TileState
 from experiments.models.datasets import DatasetMix, DatasetMixEntry, DatasetSource
 from experiments.models.evaluations import EvaluationResult
 from experiments.models.experiments import Experiment
+from experiments.models.jobs import DifficultyJob, EvaluationJob, JobStatus
 from experiments.models.metrics import MetricPoint
 from experiments.models.retention import RetentionPolicy
 from experiments.models.runs import InvalidTransition, Run, RunEvent, RunStatus, StageRecord
@@ -23,9 +24,12 @@ __all__ = [
     "DatasetMix",
     "DatasetMixEntry",
     "DatasetSource",
+    "DifficultyJob",
+    "EvaluationJob",
     "EvaluationResult",
     "Experiment",
     "InvalidTransition",
+    "JobStatus",
     "Membership",
     "MetricPoint",
     "MetricTile",

@@ -16,12 +16,14 @@ from experiments.models.teams import Team, TeamScopedQuerySet
 
 class DatasetSource(models.Model):
     class Format(models.TextChoices):
-        # The formats the trainer's data loader reads (or1_train.spec.DataSource.format).
+        # The formats the trainer's data loader reads (or1_train.spec.DataSource.format; eval sets also read
+        # livecodebench, or1_train.spec.EvalSet.format).
         AUTO = "auto", "Auto-detect"
         JSONL = "jsonl", "JSON lines"
         PARQUET = "parquet", "Parquet"
         HF = "hf", "Hugging Face dataset directory"
         OR1 = "or1", "Skywork-OR1 layout"
+        LIVECODEBENCH = "livecodebench", "LiveCodeBench copy (eval sets only)"
 
     class Ability(models.TextChoices):
         MATH = "math", "Math"

@@ -1,7 +1,8 @@
 """Benchmark results: avg@k and pass@k, always stored with k, the sample count and the temperature.
 
-Results belong to a run (evaluated during training), to a checkpoint (evaluated afterwards) or to both;
-the numbers are only comparable together with k and the number of samples, so neither is optional.
+Results belong to a run (evaluated during training), to a checkpoint (evaluated afterwards) or to both, or
+to an evaluation job of a model that is no checkpoint (an HF model path, named in ``model_path``); the numbers
+are only comparable together with k and the number of samples, so neither is optional.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ class EvaluationResult(models.Model):
     checkpoint = models.ForeignKey(
         Checkpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations"
     )
+    job = models.ForeignKey(
+        "experiments.EvaluationJob", null=True, blank=True, on_delete=models.CASCADE, related_name="results"
+    )
+    model_path = models.CharField(max_length=1000, blank=True, help_text="The model evaluated, for a job's rows.")
     benchmark = models.CharField(max_length=100)
     k = models.PositiveSmallIntegerField(help_text="Samples per problem.")
     num_samples = models.PositiveIntegerField(help_text="Problems x k: the samples behind the numbers.")
@@ -30,8 +35,9 @@ class EvaluationResult(models.Model):
         ordering = ["benchmark", "step", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(run__isnull=False) | models.Q(checkpoint__isnull=False),
-                name="evaluationresult_has_run_or_checkpoint",
+                condition=models.Q(run__isnull=False) | models.Q(checkpoint__isnull=False)
+                | models.Q(job__isnull=False),
+                name="evaluationresult_has_run_checkpoint_or_job",
             )
         ]
         indexes = [models.Index(fields=["run", "benchmark", "step"], name="evalresult_run_bench_step")]

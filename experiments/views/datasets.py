@@ -29,10 +29,6 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MAX_ERRORS_SHOWN = 100
 
 
-def datasets_dir() -> Path:
-    return Path(getattr(settings, "OR1_DATASETS_DIR", settings.DATA_DIR / "datasets"))
-
-
 def check_rows(rows, name: str, unit: str) -> tuple[int, list[str]]:
     """(number of good rows, one message per bad row: "<unit> N: reason"); N counts from 1 as editors do."""
     good, errors = 0, []
@@ -132,7 +128,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         team = data["team"]
-        folder = datasets_dir() / str(team.pk)
+        folder = Path(settings.OR1_DATASETS_DIR) / str(team.pk)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{data['name']}.{data['format']}"
         path.write_bytes(data["content"])

@@ -1,4 +1,5 @@
-"""Leaderboard per benchmark: every evaluation the user may read, best first, next to the paper's numbers.
+"""Leaderboard per benchmark: every evaluation the user may read, best first, next to the paper's numbers;
+the "Evaluate" button and the team's latest evaluation jobs with their status.
 
 The reference rows are Skywork-OR1's Table 13 (arXiv 2505.22312, dossier §6.2): AIME24/AIME25 avg@32 and
 LiveCodeBench (2024-08-01 to 2025-02-01) avg@4 at 32K tokens. They sit on the board of a benchmark whose
@@ -15,8 +16,8 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from experiments.access import readable_checkpoints, readable_runs
-from experiments.models import EvaluationResult
+from experiments.access import readable_checkpoints, readable_runs, team_ids
+from experiments.models import EvaluationJob, EvaluationResult
 
 CITATION = "Skywork-OR1 Technical Report (arXiv 2505.22312), Table 13"
 # model: (AIME24 avg@32, AIME25 avg@32, LiveCodeBench 2408-2502 avg@4), in percent
@@ -40,9 +41,11 @@ def reference_rows(benchmark: str) -> list[dict]:
 
 
 def readable_results(user):
+    """Results of runs and checkpoints the user may read, and of their teams' evaluation jobs (HF models)."""
     return EvaluationResult.objects.filter(
         Q(run__in=readable_runs(user)) | Q(checkpoint__in=readable_checkpoints(user))
-    ).select_related("run__experiment", "checkpoint")
+        | Q(job__team_id__in=team_ids(user))
+    ).select_related("run__experiment", "checkpoint", "job")
 
 
 @login_required
@@ -56,5 +59,6 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         for r in results.filter(benchmark=benchmark).order_by("-avg_at_k", "id")
     ]
     context = {"benchmarks": benchmarks, "benchmark": benchmark, "rows": rows,
-               "references": reference_rows(benchmark), "citation": CITATION}
+               "references": reference_rows(benchmark), "citation": CITATION,
+               "jobs": EvaluationJob.objects.visible_to(request.user).select_related("checkpoint")[:10]}
     return render(request, "experiments/leaderboard.html", context)

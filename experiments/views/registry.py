@@ -49,6 +49,7 @@ def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "hf_path": registry.hf_path(checkpoint),
             "files": registry.listed_files(checkpoint),
             "can_share": own and access.can_manage(run.experiment.project.team_id, request.user, run.created_by_id),
+            "can_evaluate": own and access.can_write(run.experiment.project.team_id, request.user),
         },
     )
 
