@@ -1,4 +1,4 @@
-"""The audit log: who launched, cancelled, shared or revoked what, and when; read by a team's admins.
+"""The audit log: who launched, cancelled, resumed, shared or revoked what, and when; read by a team's admins.
 
 An entry names its actor and target twice, by foreign key and in words, because the words must outlive the
 rows: a deleted user or run still shows as "alice cancelled run 12 of sweep-a". Entries are only ever added.
@@ -17,6 +17,7 @@ class AuditEntry(models.Model):
     class Action(models.TextChoices):
         LAUNCH = "launch", "Launched"
         CANCEL = "cancel", "Cancelled"
+        RESUME = "resume", "Resumed"
         SHARE = "share", "Shared"
         REVOKE = "revoke", "Revoked"
         SWEEP_CREATE = "sweep.create", "Created sweep"
