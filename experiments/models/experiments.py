@@ -8,10 +8,12 @@ holds the full, normalised spec. ``parent`` links an experiment made by "duplica
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any, get_args
 
 import yaml
 from django.conf import settings
 from django.db import models
+from pydantic import BaseModel
 
 from experiments.models.teams import Project, ProjectScopedQuerySet
 from or1_train.spec import FieldError, RunSpec, SpecError, parse_spec
@@ -50,7 +52,9 @@ class Experiment(models.Model):
 
     @property
     def spec_yaml(self) -> str:
-        return yaml.safe_dump(self.spec, sort_keys=False, allow_unicode=True, default_flow_style=None)
+        return yaml.safe_dump(
+            in_declared_order(self.spec), sort_keys=False, allow_unicode=True, default_flow_style=None
+        )
 
     @cached_property
     def _validation(self) -> tuple[RunSpec | None, list[FieldError]]:
@@ -68,3 +72,26 @@ class Experiment(models.Model):
     def spec_errors(self) -> list[FieldError]:
         """Problems with the stored spec, e.g. after the spec contract gained a rule; empty when valid."""
         return self._validation[1]
+
+
+def in_declared_order(value: Any, annotation: Any = RunSpec) -> Any:
+    """A stored spec with its keys in the order the spec's models declare them (unknown keys last).
+
+    PostgreSQL's jsonb keeps an object's keys shortest first, so the spec as read back would show ``data``,
+    ``loss`` and ``name`` before ``model`` and the ``description`` last.
+    """
+    model = _model_in(annotation)
+    if isinstance(value, list):
+        return [in_declared_order(item, annotation) for item in value]
+    if not isinstance(value, dict) or model is None:
+        return value
+    fields = model.model_fields
+    ordered = {key: in_declared_order(value[key], fields[key].annotation) for key in fields if key in value}
+    return ordered | {key: item for key, item in value.items() if key not in ordered}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model in an annotation such as ``Stage``, ``list[Stage]`` or ``ModelBootstrap | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)

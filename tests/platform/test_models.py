@@ -120,3 +120,18 @@ def test_a_stored_spec_that_no_longer_validates_reports_its_fields(experiment):
     experiment.spec["stages"][1]["max_response_tokens"] = 32  # shorter than stage 0
     assert experiment.parsed_spec is None
     assert [e.path for e in experiment.spec_errors] == ["stages[1].max_response_tokens"]
+
+
+def test_the_spec_reads_back_in_the_order_its_models_declare(experiment):
+    """jsonb returns keys shortest first (data, loss, name, seed, model, ...): the page shows them as written."""
+    experiment.spec = dict(
+        experiment.spec, extra_note="kept, last", description="d", loss={"clip_high": 0.28, "clip_low": 0.2}
+    )
+    experiment.save()
+    experiment.refresh_from_db()
+    assert list(experiment.spec)[:2] != ["name", "description"]  # what PostgreSQL gives back
+    text = experiment.spec_yaml
+    keys = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))]
+    assert keys == ["name", "description", "model", "data", "stages", "loss", "extra_note"]
+    assert "loss: {clip_low: 0.2, clip_high: 0.28}" in text
+    assert "- {name: short, steps: 3, max_prompt_tokens: 128, max_response_tokens: 64," in text
