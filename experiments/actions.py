@@ -4,12 +4,14 @@ Views, the REST API and management commands call these and never each other, so 
 by the trainer's own contract, a viewer cannot create anything, a run freezes its spec) is written once.
 
 Launching: ``launch_run`` creates the run and, once the transaction commits, sends the launch task to a worker
-host's queue (``workers/tasks.py``); ``cancel_run`` and ``relaunch_run`` go to the queue of the host the run
-is on. Celery only carries the work: the Run row is the source of truth, moved with ``Run.transition_to``.
+host's queue (``workers/tasks.py``); ``cancel_run``, ``resume_run`` and ``relaunch_run`` go to the queue of the
+host the run is on. Celery only carries the work: the Run row is the source of truth, moved with
+``Run.transition_to``.
 
 Errors:
     ``or1_train.spec.SpecError``  the spec is invalid; ``.errors`` lists each ``FieldError(path, message)``
     ``PermissionDenied``          the user's role in the team does not allow the change
+    ``InvalidTransition``         the run's status does not allow it (``NotResumable`` says why in words)
     ``ValidationError``           any other problem, keyed by the form field it concerns
 """
 
@@ -24,7 +26,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from experiments.access import can_manage
-from experiments.models import Experiment, Membership, Project, Run, RunEvent, RunStatus, StageRecord, Team
+from experiments.models import (
+    Checkpoint,
+    Experiment,
+    InvalidTransition,
+    Membership,
+    Project,
+    Run,
+    RunEvent,
+    RunStatus,
+    StageRecord,
+    Team,
+)
 from experiments.models.audit import AuditEntry, record
 from or1_train.spec import RunSpec, parse_spec
 
@@ -190,7 +203,54 @@ def cancel_run(run: Run, user) -> Run:
     return run
 
 
-def _audit(run: Run, user, action: str) -> None:
+class NotResumable(InvalidTransition):
+    """A resume the run's state does not allow: it has not ended, it succeeded, or it has no checkpoint."""
+
+    def __init__(self, run: Run, why: str):
+        super().__init__(run.pk, run.status, RunStatus.QUEUED, why)
+        self.why = why
+        self.args = (f"run {run.pk} cannot be resumed: {why}",)
+
+
+RESUMABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def resume_blocker(run: Run, checkpoint: Checkpoint | None) -> str:
+    """Why ``run`` cannot be resumed from ``checkpoint`` (its newest registered one), or "" when it can."""
+    if run.status == RunStatus.SUCCEEDED:
+        return "it succeeded: it has no steps left to run"
+    if run.status not in RESUMABLE_STATUSES:
+        return f"it is {run.get_status_display().lower()}; only a failed or cancelled run can be resumed"
+    if checkpoint is None:
+        return "it has no checkpoint to resume from (it ended before saving one): launch the experiment again"
+    return ""
+
+
+def newest_checkpoint(run: Run) -> Checkpoint | None:
+    return run.checkpoints.order_by("-step").first()
+
+
+def resume_run(run: Run, user) -> Run:
+    """Continue a failed or cancelled run from its newest checkpoint: back to the queue (``restarts`` + 1, its
+    end cleared) and launched again with ``--resume`` where its checkpoints are, as a lost run is
+    (``relaunch_run``); the trainer picks the newest valid checkpoint in the run directory and rewrites the
+    steps after it, so every step's metrics are there once. Members resume their own runs, admins any.
+
+    Raises PermissionDenied, and NotResumable when the run has not ended, succeeded, or has no checkpoint.
+    """
+    team = run.experiment.project.team
+    if not can_manage(team, user, run.created_by_id):
+        raise PermissionDenied(f"{user} may not resume {run} (members resume their own runs, admins any)")
+    checkpoint = newest_checkpoint(run)
+    if why := resume_blocker(run, checkpoint):
+        raise NotResumable(run, why)
+    with transaction.atomic():
+        relaunch_run(run, reason=f"resumed by {user} from checkpoint step {checkpoint.step}")
+        _audit(run, user, AuditEntry.Action.RESUME, checkpoint_step=checkpoint.step)
+    return run
+
+
+def _audit(run: Run, user, action: str, **detail) -> None:
     record(
         team=run.experiment.project.team,
         actor=user,
@@ -198,13 +258,15 @@ def _audit(run: Run, user, action: str) -> None:
         target_type="run",
         target_id=run.pk,
         target_label=f"run {run.pk} of {run.experiment.name}",
+        **detail,
     )
 
 
 def relaunch_run(run: Run, *, reason: str) -> Run:
-    """Put a run whose trainer was lost back in the queue (``restarts`` + 1) and launch it again with
-    ``--resume`` on the same host, whose run directory holds its checkpoints (a Slurm run: a new job on the
-    same cluster, in the same run directory on its shared filesystem)."""
+    """Put a run back in the queue (``restarts`` + 1) and launch it again with ``--resume`` on the same host,
+    whose run directory holds its checkpoints (a Slurm run: a new job on the same cluster, in the same run
+    directory on its shared filesystem): a run whose trainer was lost (the reconcilers), or an ended run a
+    person resumes (``resume_run``)."""
     with transaction.atomic():
         run.transition_to(RunStatus.QUEUED, reason=reason)
         transaction.on_commit(lambda: _send(LAUNCH_TASKS[run.launcher], run, worker_queue(run), resume=True))

@@ -12,6 +12,7 @@ from experiments.views.runs import (
     run_list,
     run_list_table,
     run_log,
+    run_resume,
     run_status,
 )
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("runs/<int:pk>/events/", run_events, name="run-events"),
     path("runs/<int:pk>/log/", run_log, name="run-log"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run-cancel"),
+    path("runs/<int:pk>/resume/", run_resume, name="run-resume"),
 ]
 
 # Dashboards: live charts, alerts and rollouts of a run; the comparison dashboard and its saved views.

@@ -1,10 +1,12 @@
 """Starting and cancelling a local run on this host: what the launch and cancel tasks do to the Run row.
 
 Launch (``launch_here``): only a ``queued`` run is taken, with a compare-and-swap to ``starting``, so a
-redelivered or duplicated task message never starts a second trainer. The task then issues the run's
-ingestion token (a new one per launch: a trainer of an earlier, lost launch can no longer write), records
-host, queue, task id and the worker's environment, starts the trainer detached and records its PID. It
-returns as soon as the process is up. If a cancel arrived meanwhile, the new trainer is stopped at once.
+redelivered or duplicated task message never starts a second trainer. The task then removes the exit status
+an earlier attempt left in the run directory (a relaunched or resumed run's last end is history, and the
+reconciler must not read it as this attempt's), issues the run's ingestion token (a new one per launch: a
+trainer of an earlier, lost launch can no longer write), records host, queue, task id and the worker's
+environment, starts the trainer detached and records its PID. It returns as soon as the process is up. If a
+cancel arrived meanwhile, the new trainer is stopped at once.
 
 Cancel (``cancel_here``): SIGTERM to the run's wrapper, which forwards it to the trainer (checkpoint, exit
 143). The follow-up check, sent to this host's queue to run after the grace period, SIGKILLs whatever is
@@ -24,6 +26,7 @@ from django.urls import reverse
 from experiments.models import InvalidTransition, Run, RunStatus
 from workers.environment import environment_record
 from workers.launchers import local
+from workers.wrapper import EXIT_STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def launch_here(run_id: int, *, job_id: str, resume: bool = False) -> str:
         run.transition_to(RunStatus.STARTING, reason=f"starting on {host}" + (" with --resume" if resume else ""))
     except InvalidTransition as exc:
         return f"not launched: {exc}"
+    (Path(run.run_dir) / EXIT_STATUS_FILE).unlink(missing_ok=True)
     with transaction.atomic():
         token = run.issue_ingest_token()
         run.host, run.external_job_id, run.pid = host, job_id, None

@@ -17,7 +17,10 @@ A run still ``starting`` without a PID is left alone for ``LAUNCH_TIMEOUT_S`` (i
 "took it" and "started it"); after that it counts as lost too. A run ``queued`` for longer than
 ``RESEND_LAUNCH_AFTER_S`` gets its launch task sent again: with late acks and a visibility timeout of days,
 a launch message held by a worker that crashed would otherwise wait that long. A duplicate is harmless,
-since only one launch task can move the run out of ``queued``.
+since only one launch task can move the run out of ``queued``. It is sent with ``--resume`` once the run has
+restarted, which is also how a run a person resumed (``experiments.actions.resume_run``: failed or cancelled
+back to ``queued``) is launched; from ``starting`` on, such a run is followed like any other, its earlier
+exit status already removed by its new launch.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from experiments.actions import relaunch_run
 from experiments.ingestion import import_run_dir, last_logged_step
 from experiments.models import InvalidTransition, Run, RunEvent, RunStatus
 from workers.launchers import local
-from workers.wrapper import EXIT_STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,6 @@ def _finish_lost(run: Run, state: local.Lost) -> str:
     allowed = run.spec_as_launched.get("resources", {}).get("max_restarts", 0)
     lost = "its trainer process is gone without an exit status (killed, out of memory, or the host restarted)"
     if run.restarts < allowed:
-        (run_dir / EXIT_STATUS_FILE).unlink(missing_ok=True)
         relaunch_run(run, reason=f"{lost}; relaunching with --resume ({run.restarts + 1} of {allowed})")
         return "relaunched"
     run.transition_to(RunStatus.FAILED, reason=f"{lost}; no restarts left ({run.restarts} of {allowed} used)")

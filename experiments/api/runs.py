@@ -1,9 +1,10 @@
-"""Runs: list and filter them, launch one (create), cancel one, and read its events.
+"""Runs: list and filter them, launch one (create), cancel or resume one, and read its events.
 
 Creating a run launches it (``actions.launch_run``: the spec is validated, frozen and handed to a worker once
-the transaction commits). Cancelling follows the roles: a member cancels their own runs, an admin any run of
-the team. A run another team shared with you reads like your own (``access`` = ``shared``) but cannot be
-changed (403).
+the transaction commits). Cancelling and resuming follow the roles: a member cancels and resumes their own
+runs, an admin any run of the team. Resuming (``actions.resume_run``) continues a failed or cancelled run from
+its newest checkpoint; any other run answers 409 saying why. A run another team shared with you reads like
+your own (``access`` = ``shared``) but cannot be changed (403).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ EVENT_FILTERS = (
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """Runs of your teams and runs shared with them. Create = launch; cancel; events."""
+    """Runs of your teams and runs shared with them. Create = launch; cancel; resume; events."""
 
     filters = (
         Filter("status", "status", kind=str, many=True, choices=tuple(RunStatus.values), help="Any of these."),
@@ -119,7 +120,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     #: newest first; ids grow with creation, and walking the primary key backwards finds the first page of
     #: 10,000 runs without sorting them all (``bench/api.py``)
     ordering = ("-id",)
-    conflict_actions = ("cancel",)
+    conflict_actions = ("cancel", "resume")
 
     def get_queryset(self):
         runs = access.readable_runs(self.request.user).select_related("experiment__project", "created_by")
@@ -144,7 +145,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def get_serializer_class(self):
-        return RunDetailSerializer if self.action in ("retrieve", "cancel", "create") else RunSerializer
+        return RunDetailSerializer if self.action in ("retrieve", "cancel", "resume", "create") else RunSerializer
 
     def get_serializer_context(self):
         return super().get_serializer_context() | {"team_ids": set(access.team_ids(self.request.user))}
@@ -169,6 +170,15 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         if not access.can_manage(run.experiment.project.team_id, request.user, run.created_by_id):
             raise PermissionDenied("members cancel only their own runs; admins cancel any run of the team")
         actions.cancel_run(run, request.user)
+        return Response(self._fresh(run))
+
+    @extend_schema(request=None, responses={200: RunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume a failed or cancelled run from its newest checkpoint, with ``--resume`` where it ran; 409
+        (saying why) when the run has not ended, succeeded, or has no checkpoint."""
+        run = self.get_object()
+        actions.resume_run(run, request.user)
         return Response(self._fresh(run))
 
     @extend_schema(responses={200: RunEventSerializer(many=True)}, filters=False, parameters=parameters(EVENT_FILTERS))

@@ -1,8 +1,8 @@
 """The OpenAPI schema: drf-spectacular's, with every error an operation can answer described.
 
 Each operation documents 400, 401, 403 and 404 with the one error body (``errors.ErrorSerializer``); an
-action that can meet a run or sweep in the wrong state (cancel) documents 409 too, by listing itself in its
-view's ``conflict_actions``. The schema is therefore complete enough for a client generator, and for the
+action that can meet a run or sweep in the wrong state (cancel, resume) documents 409 too, by listing itself
+in its view's ``conflict_actions``. The schema is therefore complete enough for a client generator, and for the
 schemathesis fuzz test, which fails on any status code or body the schema does not describe.
 """
 
@@ -18,7 +18,9 @@ ERRORS = {
     "403": "Known to you, but your role (or a read-only token) does not allow this.",
     "404": "No such object, or one you may not see (existence is never confirmed to outsiders).",
 }
-CONFLICT = "The object's state does not allow this (e.g. the run has already finished)."
+CONFLICT = (
+    "The object's state does not allow this (e.g. the run has already finished, or has no checkpoint to resume from)."
+)
 
 
 class AutoSchema(openapi.AutoSchema):

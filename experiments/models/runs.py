@@ -4,6 +4,10 @@ Launchers, the reconciler and the ingestion endpoint all move a run through its 
 ``Run.transition_to``, which allows only the transitions in ``ALLOWED_TRANSITIONS`` and applies them as a
 compare-and-swap on the status column, so two processes racing to change the same run cannot both win (a
 finished run is never revived by a late "running" report). Every change is also a ``RunEvent``.
+
+An ended run leaves its end only one way: a ``failed`` or ``cancelled`` run is put back in the queue when a
+person resumes it from its newest checkpoint (``experiments.actions.resume_run``, which checks that it has
+one); nothing else revives it, and a ``succeeded`` run has nothing left to do.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.
 #:               back to queued when its worker or node was lost and it is relaunched (``restarts`` + 1)
 #: running    -> an end, cancelling, or queued for a relaunch
 #: cancelling -> an end: cancelled normally, succeeded/failed when the trainer finished before the signal
+#: failed, cancelled -> queued when resumed from a checkpoint (``restarts`` + 1; finished_at, exit_code cleared)
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.QUEUED: frozenset({RunStatus.STARTING, RunStatus.FAILED, RunStatus.CANCELLED}),
     RunStatus.STARTING: frozenset(
@@ -49,8 +54,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     RunStatus.CANCELLING: frozenset({RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.FAILED}),
     RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
+    RunStatus.FAILED: frozenset({RunStatus.QUEUED}),
+    RunStatus.CANCELLED: frozenset({RunStatus.QUEUED}),
 }
 
 
@@ -159,6 +164,8 @@ class Run(models.Model):
         if exit_code is not None:
             changes["exit_code"] = exit_code
         requeued = status == RunStatus.QUEUED
+        if requeued and current in TERMINAL_STATUSES:  # resumed: the end it had is history (in its events)
+            changes |= {"finished_at": None, "exit_code": None}
         with transaction.atomic():
             updated = Run.objects.filter(pk=self.pk, status=current).update(
                 **changes, **({"restarts": F("restarts") + 1} if requeued else {})

@@ -1,10 +1,11 @@
-"""Runs: the list of every run the user can see, a run's page, and the Launch and Cancel buttons.
+"""Runs: the list of every run the user can see, a run's page, and the Launch, Cancel and Resume buttons.
 
 A page left open follows its runs without a reload: each live panel (status and metrics, events, log tail)
 re-fetches itself with htmx every few seconds while the tab is visible, and stops once the run has ended (the
 last answer no longer carries the trigger; the NetBox pattern of polling only while a job can change).
-Launch and Cancel go through ``experiments.actions`` (``launch_run``, ``cancel_run``), which enforce the
-roles: a viewer gets 403.
+Launch, Cancel and Resume go through ``experiments.actions`` (``launch_run``, ``cancel_run``, ``resume_run``),
+which enforce the roles: a viewer gets 403. Resume is offered only to those who may resume the run, and only
+while the action would accept it (failed or cancelled, with a checkpoint); a refusal is shown in its words.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import actions
+from experiments.access import can_manage
 from experiments.alerts import with_open_alerts
 from experiments.models import Experiment, InvalidTransition, Run
 from experiments.runlog import tail
@@ -46,6 +48,9 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
 def _status_context(request: HttpRequest, run: Run) -> dict:
     stages = list(run.stages.all())
     current = next((s for s in stages if s.index == run.current_stage), None)
+    team = run.experiment.project.team
+    resumable = run.status in actions.RESUMABLE_STATUSES and can_manage(team, request.user, run.created_by_id)
+    checkpoint = actions.newest_checkpoint(run) if resumable else None
     return {
         "run": run,
         "stages": stages,
@@ -54,7 +59,8 @@ def _status_context(request: HttpRequest, run: Run) -> dict:
         "eta": format_duration(eta_seconds(run)),
         "metrics": latest_metrics(run),
         "evals": latest_evals(run),
-        "can_write": run.experiment.project.team.can_write(request.user),
+        "can_write": team.can_write(request.user),
+        "resume_from": checkpoint if resumable and not actions.resume_blocker(run, checkpoint) else None,
     }
 
 
@@ -161,4 +167,21 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.warning(request, f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to cancel.")
     else:
         messages.success(request, f"Cancelling run #{run.pk}: it checkpoints and stops.")
+    return redirect("run-detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    """Resume a failed or cancelled run from its newest checkpoint; a refusal comes back as the page's message."""
+    run = _visible_run(request, pk)
+    try:
+        actions.resume_run(run, request.user)
+    except actions.NotResumable as exc:
+        messages.error(request, f"Cannot resume run #{run.pk}: {exc.why}.")
+    except InvalidTransition:  # another click or process moved it first
+        run.refresh_from_db()
+        messages.warning(request, f"Run #{run.pk} is {run.get_status_display().lower()} now: not resumed.")
+    else:
+        messages.success(request, f"Resuming run #{run.pk} from its newest checkpoint: it is queued again.")
     return redirect("run-detail", pk=run.pk)

@@ -26,6 +26,8 @@ EXPECTED_EDGES = {
     (S.CANCELLING, S.CANCELLED),
     (S.CANCELLING, S.SUCCEEDED),
     (S.CANCELLING, S.FAILED),
+    (S.FAILED, S.QUEUED),  # resumed from a checkpoint (experiments.actions.resume_run)
+    (S.CANCELLED, S.QUEUED),
 }
 
 
@@ -36,7 +38,8 @@ def test_allowed_transitions_are_exactly_the_lifecycle(run):
 
 
 @pytest.mark.parametrize("terminal", [S.SUCCEEDED, S.FAILED, S.CANCELLED])
-def test_a_finished_run_never_moves_again(run, terminal):
+def test_a_finished_run_never_moves_again_except_back_to_the_queue(run, terminal):
+    """A late report never revives an ended run; only a resume (failed or cancelled) requeues it."""
     path = {
         S.SUCCEEDED: [S.STARTING, S.RUNNING, S.SUCCEEDED],
         S.FAILED: [S.FAILED],
@@ -45,9 +48,27 @@ def test_a_finished_run_never_moves_again(run, terminal):
     for status in path[terminal]:
         run.transition_to(status)
     for target in S:
+        if terminal != S.SUCCEEDED and target == S.QUEUED:
+            continue
         with pytest.raises(InvalidTransition, match=f"cannot go from {terminal} to {target}"):
             run.transition_to(target)
     assert Run.objects.get(pk=run.pk).status == terminal
+
+
+@pytest.mark.parametrize("terminal", [S.FAILED, S.CANCELLED])
+def test_requeueing_an_ended_run_clears_its_end(run, terminal):
+    run.transition_to(S.STARTING)
+    run.transition_to(S.RUNNING)
+    if terminal == S.CANCELLED:
+        run.transition_to(S.CANCELLING)
+    run.transition_to(terminal, exit_code=143)
+    assert run.finished_at is not None
+    run.transition_to(S.QUEUED, reason="resumed by alice from checkpoint step 2")
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.status, stored.finished_at, stored.exit_code, stored.restarts) == (S.QUEUED, None, None, 1)
+    assert stored.started_at is not None and not stored.is_terminal
+    # the end it had stays in its history
+    assert stored.events.filter(data__to=terminal, data__exit_code=143).exists()
 
 
 def test_transitions_set_timestamps_exit_code_and_events(run):
