@@ -452,3 +452,21 @@ class MetricTileAdmin(ReadOnlyAdmin):
 @admin.register(TileState)
 class TileStateAdmin(ReadOnlyAdmin):
     """Which chart series changed since their tiles were built (written by database triggers)."""
+
+
+# Evaluation and difficulty jobs (experiments/jobs.py): written by the platform, read here.
+from experiments.models import DifficultyJob, EvaluationJob  # noqa: E402
+
+
+@admin.register(EvaluationJob)
+class EvaluationJobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "team", "model_path", "k", "samples", "status", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "team"]
+    raw_id_fields = ["checkpoint"]
+
+
+@admin.register(DifficultyJob)
+class DifficultyJobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "team", "source", "model_name", "n", "kept", "num_problems", "status", "created_at"]
+    list_filter = ["status", "team"]
+    raw_id_fields = ["checkpoint", "source", "filtered_source"]
