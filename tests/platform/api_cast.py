@@ -3,7 +3,8 @@
 Team Alpha: alice (owner), ada (admin), mo (member), vera (viewer); team Beta: bob (owner), the outsider.
 Alpha has a project with a dataset source and mix, an experiment, a run launched by mo and one by alice
 (both queued), metrics, an evaluation and a checkpoint whose files exist on disk, and a sweep by alice.
-``api(user)`` is a DRF client authenticated with a fresh read-write personal token of that user.
+``api(user)`` is a DRF client authenticated with a fresh read-write personal token of that user;
+``check(cast, api, cases)`` sends each case as each role and lists the status codes that differ from expected.
 
 Imported by the test modules (``from tests.platform.api_cast import *``) so its fixtures register there.
 Nothing here sends a Celery task: launching inside pytest-django's never-committed transaction leaves the
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 
 from tests.conftest import PASSWORD
 
@@ -132,3 +134,22 @@ def api():
         return c
 
     return client
+
+
+def check(cast, api, cases) -> list[str]:
+    """Each case for each role, in a rolled-back savepoint; the mismatches, in words."""
+    clients = {role: api(cast.users[role]) for role in ROLES}
+    wrong = []
+    for name, method, url, body, expected in cases:
+        seen = {}
+        for role in ROLES:
+            with transaction.atomic():
+                response = getattr(clients[role], method)(url(cast), body(cast) if body else None, format="json")
+                seen[role] = response.status_code
+                if response.status_code >= 400:
+                    assert set(response.json()) == {"status", "code", "detail", "errors"}, response.content
+                    assert response.json()["status"] == response.status_code
+                transaction.set_rollback(True)
+        if seen != expected:
+            wrong.append(f"{name}: got {seen}, expected {expected}")
+    return wrong

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from experiments.models import AuditEntry
 from tests.platform.api_cast import *  # noqa: F403 (the cast's fixtures)
-from tests.platform.api_cast import ROLES
+from tests.platform.api_cast import ROLES, check
 
 OK_ALL = {"owner": 200, "admin": 200, "member": 200, "viewer": 200, "outsider": 404}
 
@@ -91,25 +91,6 @@ CASES = [
     ("remove member", "delete", lambda c: f"/api/v1/teams/{c.alpha.pk}/members/{c.users['member'].pk}/", None,
      {"owner": 204, "admin": 403, "member": 403, "viewer": 403, "outsider": 404}),
 ]
-
-
-def check(cast, api, cases) -> list[str]:
-    """Each case for each role, in a rolled-back savepoint; the mismatches, in words."""
-    clients = {role: api(cast.users[role]) for role in ROLES}
-    wrong = []
-    for name, method, url, body, expected in cases:
-        seen = {}
-        for role in ROLES:
-            with transaction.atomic():
-                response = getattr(clients[role], method)(url(cast), body(cast) if body else None, format="json")
-                seen[role] = response.status_code
-                if response.status_code >= 400:
-                    assert set(response.json()) == {"status", "code", "detail", "errors"}, response.content
-                    assert response.json()["status"] == response.status_code
-                transaction.set_rollback(True)
-        if seen != expected:
-            wrong.append(f"{name}: got {seen}, expected {expected}")
-    return wrong
 
 
 def test_every_read_for_every_role(cast, api):
