@@ -246,6 +246,7 @@ SPECTACULAR_SETTINGS = {
         "ShareKindEnum": "experiments.models.sharing.Share.Kind",
         "RoleEnum": "experiments.models.teams.Membership.Role",
         "LauncherEnum": "experiments.models.runs.Run.Launcher",
+        "JobStatusEnum": "experiments.models.jobs.JobStatus",
     },
 }
 #: how often beat moves live sweeps on (launches into free slots, marks finished ones)
