@@ -13,7 +13,7 @@ from experiments.jobs import eval_spec
 from experiments.models import DatasetSource, DifficultyJob, EvaluationJob, EvaluationResult, JobStatus
 from or1_train.spec import RunSpec
 from tests.platform.api_cast import *  # noqa: F403 (the cast's fixtures)
-from tests.platform.test_api_roles import check
+from tests.platform.api_cast import check
 
 
 def test_eval_spec_points_the_run_spec_at_the_sources_and_stays_valid(cast):
