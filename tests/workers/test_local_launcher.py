@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.actions import cancel_run, create_experiment_from_spec, launch_run
-from experiments.models import Checkpoint, EvaluationResult, MetricPoint, Run, RunEvent, RunStatus
+from experiments.actions import cancel_run, create_experiment_from_spec, launch_run, resume_run
+from experiments.models import AuditEntry, Checkpoint, EvaluationResult, MetricPoint, Run, RunEvent, RunStatus
 from or1_train.telemetry import read_jsonl
 from workers.processes import kill_processes_of, processes_of
 
@@ -174,6 +174,47 @@ def test_a_killed_trainer_is_relaunched_from_its_checkpoint_with_continuous_metr
     assert sorted(steps) == list(range(1, 9))
     assert "--resume" in (Path(run.run_dir) / "trainer.log").read_text()
     _assert_no_process_left(wait_for, run, first.pid, run.pid)
+
+
+def test_a_cancelled_run_resumed_from_its_checkpoint_succeeds_with_every_step_once(
+    live_worker, project, alice, worker_spec, wait_for
+):
+    """Cancel (SIGTERM: the trainer checkpoints and exits 143), then Resume: the same run goes back to the
+    queue, its host starts the trainer with --resume, and it ends succeeded with steps 1..N each once."""
+    run = launch_run(_experiment(project, alice, worker_spec(steps=(6, 6))), alice)
+    running = wait_for(
+        lambda: (fresh := _reload(run)).status == S.RUNNING and Checkpoint.objects.filter(run=run).exists() and fresh,
+        180,
+        "the run running with a registered checkpoint",
+    )
+    cancel_run(running, alice)
+    cancelled = _finished(run, live_worker.grace_s + 60, live_worker, wait_for)
+    assert (cancelled.status, cancelled.exit_code) == (S.CANCELLED, 143), cancelled.status_reason
+    stopped_at = Checkpoint.objects.filter(run=run).order_by("-step").values_list("step", flat=True).first()
+    assert stopped_at < run.total_steps
+
+    resume_run(cancelled, alice)
+    assert (_reload(run).status, _reload(run).finished_at) == (S.QUEUED, None)
+    run = _finished(run, 240, live_worker, wait_for)
+    assert (run.status, run.exit_code, run.restarts) == (S.SUCCEEDED, 0, 1), run.status_reason
+    assert _statuses(run) == [
+        S.QUEUED, S.STARTING, S.RUNNING, S.CANCELLING, S.CANCELLED, S.QUEUED, S.STARTING, S.RUNNING, S.SUCCEEDED
+    ]
+    requeued = run.events.filter(kind=RunEvent.Kind.STATUS, data__to=S.QUEUED).order_by("-at", "-id").first()
+    assert requeued.data["reason"] == f"resumed by alice from checkpoint step {stopped_at}"
+    assert AuditEntry.objects.get(action=AuditEntry.Action.RESUME).detail == {"checkpoint_step": stopped_at}
+    assert run.events.get(data__kind="resume").data["step"] == stopped_at  # the trainer's own word
+
+    run_dir = Path(run.run_dir)
+    records = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "critic/score/mean" in r["metrics"]]
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert _db_points(run) == _file_points(run_dir)
+    steps = MetricPoint.objects.filter(run=run, name="critic/score/mean").values_list("step", flat=True)
+    assert sorted(steps) == list(range(1, 13))
+    assert f"run {run.pk} launch 2 (--resume)" in (run_dir / "trainer.log").read_text()
+    exit_status = json.loads((run_dir / "exit_status.json").read_text())
+    assert exit_status["exit_code"] == 0
+    _assert_no_process_left(wait_for, run, run.pid, exit_status["trainer_pid"])
 
 
 def test_a_run_outlives_a_killed_worker_and_the_next_worker_takes_it_over(
