@@ -51,7 +51,7 @@ class EvaluationJobForm(_ModelFields):
                                   help_text="For a model path: the team whose eval sets and workers to use.")
     eval_sets = forms.ModelMultipleChoiceField(queryset=DatasetSource.objects.none(),
                                                widget=forms.CheckboxSelectMultiple, label="Eval sets")
-    k = forms.IntegerField(initial=8, min_value=1, max_value=1024,
+    k = forms.IntegerField(initial=8, min_value=1, max_value=1024, label="k",
                            help_text="avg@k and pass@k (the paper: 32 on AIME, 4 on LiveCodeBench).")
     samples = forms.IntegerField(required=False, min_value=1, max_value=1024,
                                  help_text="Answers sampled per problem (n >= k); default k.")

@@ -34,7 +34,7 @@ class ModelJob(models.Model):
         HF = "hf", "transformers"
 
     class Dtype(models.TextChoices):
-        DEFAULT = "", "The run's (bfloat16 for a model path)"
+        DEFAULT = "", "The run's (a model path: its config.json, else bfloat16)"
         BFLOAT16 = "bfloat16", "bfloat16"
         FLOAT16 = "float16", "float16"
         FLOAT32 = "float32", "float32"
