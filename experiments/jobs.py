@@ -139,11 +139,12 @@ def _model_of(checkpoint: Checkpoint | None, model_path: str) -> str:
     return registry.hf_path(checkpoint) if checkpoint is not None else model_path.strip()
 
 
-def _enqueue(task_name: str, job_id: int) -> None:
-    from workers.eval_jobs import difficulty, evaluate
+def _enqueue(task: str, job_id: int) -> None:
+    """Send ``workers.eval_jobs.<task>`` by name (the web tier never imports the workers) once the row commits."""
+    from or1platform.celery import app
 
-    task = {"evaluate": evaluate, "difficulty": difficulty}[task_name]
-    transaction.on_commit(lambda: task.apply_async(args=[job_id], queue=settings.OR1_LOCAL_LAUNCH_QUEUE))
+    queue = settings.OR1_LOCAL_LAUNCH_QUEUE
+    transaction.on_commit(lambda: app.send_task(f"workers.eval_jobs.{task}", args=[job_id], queue=queue))
 
 
 @transaction.atomic
