@@ -60,6 +60,20 @@ class Group:
     rewards: list[float]
 
 
+def _logprob_gap(rollout_lps: list[list[float]], actor_lp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How far the sampler's log-probs are from the actor's for the same tokens (0 up to float noise when the
+    weight push and both forwards agree). A gap that grows means the rollouts come from another policy than the
+    one trained (stale or mis-pushed weights, a dtype or kernel mismatch), which breaks the on-policy premise."""
+    sampled = torch.zeros_like(actor_lp)
+    for row, lps in enumerate(rollout_lps):
+        sampled[row, : len(lps)] = torch.tensor(lps, dtype=actor_lp.dtype)
+    gap = (sampled - actor_lp.detach()).abs() * mask
+    return {
+        "rollout/logprob_gap_mean": float(gap.sum() / mask.sum().clamp(min=1)),
+        "rollout/logprob_gap_max": float(gap.max()) if gap.numel() else 0.0,
+    }
+
+
 class Trainer:
     """Runs one spec in one run directory. ``run()`` returns the process exit code."""
 
@@ -355,6 +369,7 @@ class Trainer:
         t0 = time.perf_counter()
         old_lp, old_ent = self.actor.logprobs(prompts, responses, temperature=stage.temperature, with_entropy=True)
         m["timing_s/old_log_prob"] = time.perf_counter() - t0
+        m.update(_logprob_gap([s.logprobs for grp in groups for s in grp.samples], old_lp, mask))
         tokens = mask.sum().clamp(min=1)
         sampled_nll = float(-(old_lp * mask).sum() / tokens)
         full_entropy = float((old_ent * mask).sum() / tokens)
