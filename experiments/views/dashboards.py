@@ -26,8 +26,11 @@ from experiments.alerts import with_open_alerts
 from experiments.dashboards import catalog, rollouts, selection, series, specdiff
 from experiments.dashboards.downsample import Downsampled
 from experiments.models import Run, SavedView, Team
+from experiments.models.runs import TERMINAL_STATUSES
 
 POLL_SECONDS = 3
+#: the comparison refetches every chart while a run can change: a heavier request than the run page's increments
+COMPARE_POLL_SECONDS = 10
 #: the comparison's chart settings in its query string (the page's script reads and writes them)
 CHART_PARAMS = ("x", "smooth", "weight", "half", "group", "band", "log")
 
@@ -200,6 +203,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         "metrics": metrics,
         "directions": {m: catalog.direction(m) for m in metrics},
         "data_url": reverse("compare-data"),
+        "poll_s": COMPARE_POLL_SECONDS,
         "group_paths": [path for path, _ in diff],
     }
     return render(
@@ -231,7 +235,8 @@ def compare_data(request: HttpRequest) -> JsonResponse:
 
     ``runs=1,2,3&metric=NAME`` [``&lo=&hi=`` steps] [``&x=tokens|time``: also each run's step -> x map]
     [``&means=1``: also each bucket's mean and count, which smoothing and grouping need; a plain overlay
-    does not, and they are a third of the payload].
+    does not, and they are a third of the payload]. ``live`` says whether one of the runs can still change
+    (the page then polls).
     """
     ids = list(selection.parse_ids(request.GET.getlist("runs")))[: selection.MAX_COMPARED]
     metric = request.GET.get("metric", "")
@@ -241,10 +246,12 @@ def compare_data(request: HttpRequest) -> JsonResponse:
         lo, hi = _int_param(request, "lo"), _int_param(request, "hi")
     except ValueError as exc:
         return HttpResponseBadRequest(str(exc))
-    visible = list(Run.objects.visible_to(request.user).filter(pk__in=ids).values_list("pk", flat=True))
+    statuses = dict(Run.objects.visible_to(request.user).filter(pk__in=ids).values_list("pk", "status"))
+    visible = list(statuses)
     data = series.read(visible, [metric], lo=lo, hi=hi)
     payload = {
         "metric": metric,
+        "live": any(status not in TERMINAL_STATUSES for status in statuses.values()),
         "direction": catalog.direction(metric),
         "buckets": None if data.buckets is None else {"lo": data.buckets.lo, "width": data.buckets.width},
         "series": [

@@ -83,13 +83,16 @@
   }
 
   /* Plotly pads a constant series (a fixed learning rate) to +-1, which draws a 1e-6 line against ticks from
-   * -1 to 1. Give such an axis a range around its value instead; null when the data has a spread. */
+   * -1 to 1. Give such an axis a range around its value instead; null when the data has a spread. A series
+   * flat at zero (an entropy coefficient not yet raised, no clipping) gets 0..1: it lies along the bottom,
+   * not in the middle of the chart, where it would read as a value on the other axis. */
   function flatRange(traces, log) {
     let lo = Infinity, hi = -Infinity;
     for (const t of traces) for (const v of t.y) if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!isFinite(lo) || hi - lo > 1e-9 * Math.max(Math.abs(hi), Math.abs(lo), 1e-300)) return null;
-    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.5;
     if (log) return lo > 0 ? [Math.log10(lo) - 0.5, Math.log10(lo) + 0.5] : null;
+    if (lo === 0) return [0, 1];
+    const pad = Math.abs(lo) * 0.5;
     return [lo - pad, hi + pad];
   }
 

@@ -109,11 +109,19 @@
       const range = C.flatRange(traces.filter((t) => t.yaxis === axis), logBox.checked);
       if (range && layout[key]) layout[key].range = range;
     }
+    if (axis === "step" && stages.length) {
+      // the run's planned length: how far it has come reads at a glance, and a stage boundary is never the
+      // chart's right edge (where its label would be cut off)
+      let seen = 0;
+      for (const t of traces) for (const v of t.x) if (v > seen) seen = v;
+      layout.xaxis.range = [0, Math.max(stages[stages.length - 1].end, seen)];
+    }
     layout.shapes = C.stageShapes(stages, x);
     for (const g of panel.guides) {
       if (g.y0 !== undefined) {
         layout.shapes.push({type: "rect", xref: "paper", x0: 0, x1: 1, yref: "y", y0: g.y0, y1: g.y1,
-          fillcolor: "rgba(31,122,68,0.08)", line: {width: 0}, layer: "below"});
+          fillcolor: "rgba(31,122,68,0.08)", line: {width: 0}, layer: "below",
+          label: {text: g.label, textposition: "top left", font: {size: 10, color: "#1f7a44"}}});
       } else {
         layout.shapes.push({type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: g.y, y1: g.y,
           line: {color: "#1f7a44", width: 1.2, dash: "dash"},

@@ -9,7 +9,9 @@
  *               uneven logging needs (evaluations every k steps, skipped steps). The raw line stays, faint.
  *   grouping    runs with the same value of a spec field (e.g. entropy.target) become one line: the mean of
  *               the runs bucket by bucket, with a min/max or +-std band across them (seeds).
- * Zooming fetches the visible step range again: exact when it is small enough. */
+ * Zooming fetches the visible step range again: exact when it is small enough. While a compared run can still
+ * change, the charts and the summary follow it: every few seconds, while the tab is visible, each chart's whole
+ * range is fetched again (a zoomed chart keeps its zoom until it is reset). */
 (function () {
   "use strict";
   const C = window.OR1Charts;
@@ -220,14 +222,23 @@
   }
 
   let refetching = false;
-  function refetch() {
+  function refetch(quiet) {
     if (refetching) return;
     refetching = true;
-    loadAll().finally(() => { refetching = false; });
+    loadAll(quiet).finally(() => { refetching = false; });
   }
 
-  async function loadAll() {
-    $("cmp-status").textContent = "Loading…";
+  let pollTimer = null;
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    if (!Object.values(full).some((payload) => payload.live)) return;  // every run has ended
+    pollTimer = setTimeout(() => {
+      if (document.visibilityState === "visible") refetch(true); else schedulePoll();
+    }, state.poll_s * 1000);
+  }
+
+  async function loadAll(quiet) {
+    if (!quiet) $("cmp-status").textContent = "Loading…";
     try {
       await Promise.all(charts.map(async (el) => {
         const metric = el.dataset.metric;
@@ -237,11 +248,14 @@
         draw(el);
       }));
       const points = charts.reduce((t, el) => t + Number(el.dataset.points), 0);
-      $("cmp-status").textContent = runs.length + " runs · " + points + " points drawn";
+      const live = Object.values(full).some((payload) => payload.live);
+      $("cmp-status").textContent = runs.length + (runs.length === 1 ? " run · " : " runs · ") + points +
+        " points drawn" + (live ? " · live, updates every " + state.poll_s + " s" : "");
       summary();
     } catch (err) {
       $("cmp-status").textContent = "Could not load the charts: " + err.message;
     }
+    schedulePoll();
   }
 
   function stepRangeFor(payload, axis, x0, x1) {

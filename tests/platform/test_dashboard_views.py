@@ -140,6 +140,24 @@ def test_compare_data_downsampled_with_maps(client, alice, target_runs, other_te
     assert client.get(reverse("compare-data"), {"runs": ids}).status_code == 400
 
 
+def test_compare_data_says_whether_a_run_can_still_change(client, alice, target_runs):
+    """The comparison polls while ``live`` (a compared run has not ended), and stops when every run has."""
+    from experiments.models import RunStatus
+
+    client.force_login(alice)
+    ids = ",".join(str(r.pk) for r in target_runs)
+    assert client.get(reverse("compare"), {"runs": ids}).context["state"]["poll_s"] == 10
+
+    def live() -> bool:
+        return client.get(reverse("compare-data"), {"runs": ids, "metric": "actor/entropy_loss"}).json()["live"]
+
+    assert live()  # both queued
+    for run, end in zip(target_runs, (RunStatus.SUCCEEDED, RunStatus.FAILED), strict=True):
+        run.transition_to(RunStatus.STARTING)
+        run.transition_to(end)
+        assert live() is (end == RunStatus.SUCCEEDED)
+
+
 def test_save_and_share_a_view(client, alice, make_user, team, target_runs):
     client.force_login(alice)
     query = f"runs={target_runs[0].pk},{target_runs[1].pk}&metrics=critic/score/mean&group=entropy.target&smooth=ema"
