@@ -1,7 +1,8 @@
 """The dashboards in headless Chromium: a run page whose entropy chart grows while points arrive through the
 real ingestion endpoint; the comparison dashboard grouping runs by a spec field, with exactly the differing
-fields in its diff table; the alert banner for a run fed a collapsing entropy series; the rollout browser.
-Screenshots go to test-artifacts/ for a person to look at.
+fields in its diff table; the alert banner for a run fed a collapsing entropy series; the rollout browser; the
+issue's walk-through (watch a run, duplicate its experiment with another entropy target, launch it, compare the
+two grouped by the target, live). Screenshots go to test-artifacts/ for a person to look at.
 
 One browser for the module (a new page per test). Runs only where Chromium is installed (``make services``
 installs it; OR1_CHROMIUM names another binary).
@@ -236,3 +237,95 @@ def test_rollout_browser(page, live_server, run, tmp_path):
     page.locator("#group-0 details.response").nth(1).locator("summary").click()
     expect(page.locator("#group-1 .badge-filtered")).to_have_text("filtered: all correct")
     page.screenshot(path=str(ARTIFACTS / "dashboard-rollouts.png"), full_page=True)
+
+
+def post_records(live_server, run, recs) -> None:
+    """What the run's trainer does: a batch through the real ingestion endpoint, with the run's token."""
+    token = run.issue_ingest_token()
+    reply = httpx.post(
+        live_server.url + reverse("ingest-metrics", args=[run.pk]),
+        json={"records": recs},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.fixture
+def launch_queue(settings):
+    """A Celery queue of this test's own for the Launch button's task; emptied and removed afterwards."""
+    import uuid
+
+    from or1platform.celery import app
+
+    queue = f"test.walk.{uuid.uuid4().hex[:10]}"
+    settings.OR1_LOCAL_LAUNCH_QUEUE = queue
+    with app.connection_for_write() as conn, conn.SimpleQueue(queue) as q:
+        yield q
+        q.clear()
+        q.queue.delete()  # and its bindings, so the broker keeps nothing of the test
+
+
+def test_walk_through_watch_a_run_launch_another_target_and_compare(
+    page, live_server, run, launch_queue, monkeypatch, tmp_path
+):
+    """The issue's walk-through as a new user does it: watch a run's entropy come down into its band, duplicate
+    its experiment with another ``entropy.target`` in the editor, launch it, open the comparison from the new
+    experiment's page and group by the target; the comparison follows the runs while they are live."""
+    from playwright.sync_api import expect
+
+    from experiments.models import Run
+    from experiments.views import dashboards
+
+    monkeypatch.setattr(dashboards, "COMPARE_POLL_SECONDS", 1)
+    running(run)
+    run.run_dir = str(tmp_path)
+    run.save(update_fields=["run_dir"])
+    falling = lambda s: 0.2 + 0.3 * 0.6 ** (s - 1)  # noqa: E731 (0.5 at step 1, into the band 0.1-0.4 at step 2)
+    post_records(live_server, run, records(range(1, 3), entropy=falling))
+    page.goto(live_server.url + reverse("run-detail", args=[run.pk]))
+    expect(page.locator("#chart-entropy")).to_have_attribute("data-points", "2")
+    shapes = page.evaluate("document.getElementById('chart-entropy').layout.shapes.map(s => s.label && s.label.text)")
+    assert "target 0.2" in shapes and "healthy band (alert thresholds)" in shapes
+    post_records(live_server, run, records(range(3, 6), entropy=falling))  # the 5 planned steps
+    expect(page.locator("#chart-entropy")).to_have_attribute("data-points", "5", timeout=10_000)
+    last = page.evaluate("document.getElementById('chart-entropy').data[0].y.slice(-1)[0]")
+    assert 0.1 < last < 0.4 and last == pytest.approx(falling(5))
+    page.screenshot(path=str(ARTIFACTS / "walk-1-run.png"), full_page=True)
+
+    # Duplicate and edit: the same experiment with another target, saved, then launched with its button.
+    page.click(f".crumbs a[href='{reverse('experiment-detail', args=[run.experiment_id])}']")
+    page.click("text=Duplicate and edit")
+    page.fill("input[name=name]", "tiny-target-0.35")
+    page.fill("input[name=entropy-target]", "0.35")
+    page.click("button:text('Save experiment')")
+    expect(page.locator("h1")).to_have_text("tiny-target-0.35")
+    expect(page.locator("main")).to_contain_text("duplicated from tiny")
+    page.click("button:text('Launch')")
+    expect(page.locator("h1")).to_contain_text("of tiny-target-0.35")
+    second = Run.objects.get(experiment__name="tiny-target-0.35")
+    assert second.spec_as_launched["entropy"]["target"] == 0.35 and page.url.endswith(f"/runs/{second.pk}/")
+    message = launch_queue.get(timeout=5)  # what a worker would take: the launch of the second run
+    assert message.headers["task"] == "workers.tasks.launch" and message.decode()[0] == [second.pk]
+    message.ack()
+
+    # Its trainer starts and reports; the comparison is one click from the new experiment's page.
+    running(second)
+    post_records(live_server, second, records(range(1, 5), entropy=lambda s: 0.35 + 0.2 * 0.6 ** (s - 1)))
+    page.goto(live_server.url + reverse("experiment-detail", args=[second.experiment_id]))
+    page.click("text=Compare with the runs of tiny")
+    expect(page.locator("#cmp-chart-0")).to_have_attribute("data-metric", "actor/entropy_loss")
+    expect(page.locator("#cmp-chart-0")).to_have_attribute("data-points", "9")
+    assert page.locator("#diff-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.path)") == [
+        "name",
+        "entropy.target",
+    ]
+    page.fill("#cmp-group", "entropy.target")
+    page.wait_for_function("document.getElementById('cmp-chart-0').data.some(t => t.name.startsWith('entropy'))")
+    names = page.evaluate("document.getElementById('cmp-chart-0').data.map(t => t.name)")
+    assert "entropy.target = 0.2 (1 run)" in names and "entropy.target = 0.35 (1 run)" in names
+    expect(page.locator("#cmp-status")).to_contain_text("live")
+
+    # Both runs are still live: a new step of the second run reaches the open comparison without a reload.
+    post_records(live_server, second, records([5], entropy=lambda s: 0.36))
+    expect(page.locator("#cmp-chart-0")).to_have_attribute("data-points", "10", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "walk-2-compare.png"), full_page=True)
