@@ -144,15 +144,24 @@ LAUNCH_TASKS = {Run.Launcher.LOCAL: "workers.tasks.launch", Run.Launcher.SLURM: 
 CANCEL_TASKS = {Run.Launcher.LOCAL: "workers.tasks.cancel", Run.Launcher.SLURM: "workers.tasks.cancel_slurm"}
 
 
-def require_cluster(team: Team, spec: RunSpec) -> None:
-    """A Slurm run must name one of its team's registered clusters (``resources.cluster``)."""
+def cluster_names(team: Team) -> list[str]:
     from experiments.models import SlurmCluster
 
-    names = sorted(SlurmCluster.objects.filter(team=team).values_list("name", flat=True))
+    return sorted(SlurmCluster.objects.filter(team=team).values_list("name", flat=True))
+
+
+def cluster_offer(team: Team) -> str:
+    """What to choose instead, in words: the team's clusters, or that it has none."""
+    names = cluster_names(team)
+    return f"choose one of {', '.join(names)}" if names else f"{team} has no Slurm cluster registered yet"
+
+
+def require_cluster(team: Team, spec: RunSpec) -> None:
+    """A Slurm run must name one of its team's registered clusters (``resources.cluster``)."""
     name = spec.resources.cluster
-    if name in names:
+    if name in cluster_names(team):
         return
-    offer = f"choose one of {', '.join(names)}" if names else f"{team} has no Slurm cluster registered yet"
+    offer = cluster_offer(team)
     raise ValidationError(
         {"resources.cluster": f"no Slurm cluster {name!r} in {team}: {offer}" if name else f"is required: {offer}"}
     )

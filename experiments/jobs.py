@@ -3,8 +3,14 @@
 ``submit_evaluation`` and ``submit_difficulty`` check the roles, build the run spec that the trainer's CLI
 will be handed and validate it with the trainer's own contract now, so that a k below 1, samples below k or
 a response length beyond the model's window is a field error in the form or the API, not a job that fails
-an hour later. The job row then goes to a worker host's queue (``OR1_LOCAL_LAUNCH_QUEUE``, where the GPUs
-are) once the transaction commits; ``workers/eval_jobs.py`` runs it.
+an hour later. Where it runs is the job's launcher: ``local`` sends it to a worker host's queue
+(``OR1_LOCAL_LAUNCH_QUEUE``, where the GPUs are; ``workers/eval_jobs.py`` runs it), ``slurm`` to the Slurm
+queue, whose worker submits it to one of the team's clusters (``workers/slurm_eval_jobs.py``); the message goes
+once the transaction commits. Starting and cancelling a job are in the team's audit log.
+
+``cancel_job`` stops a job, with the roles of runs (members their own jobs, admins any): a queued job is
+cancelled at once; a running one goes ``cancelling``, and its local worker stops the job's process group (it
+watches the row), or the Slurm worker cancels its Slurm job.
 
 The spec: for a checkpoint, its run's frozen spec (the prompts, verifier settings and lengths it trained
 with) with ``model.path`` at the checkpoint's HF directory and the evaluation section pointed at the chosen
@@ -26,9 +32,22 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from experiments import access, registry
-from experiments.models import Checkpoint, DatasetSource, DifficultyJob, EvaluationJob, JobStatus, Team
+from experiments.actions import cluster_offer, slurm_queue
+from experiments.models import (
+    Checkpoint,
+    DatasetSource,
+    DifficultyJob,
+    EvaluationJob,
+    InvalidTransition,
+    JobStatus,
+    Run,
+    SlurmCluster,
+    Team,
+)
+from experiments.models.audit import AuditEntry, record
 from or1_train.spec import SpecError, parse_spec
 
 #: the paper's evaluation length (32K response tokens), for a model that is no checkpoint of a run
@@ -47,6 +66,8 @@ SPEC_FIELDS = {
     "evaluation.max_response_tokens": "max_response_tokens",
     "stages[0].max_response_tokens": "max_response_tokens",
 }
+#: the local worker's task of each kind of job (a Slurm job is submitted by ``workers.eval_jobs.submit_slurm``)
+LOCAL_TASKS = {EvaluationJob.kind: "workers.eval_jobs.evaluate", DifficultyJob.kind: "workers.eval_jobs.difficulty"}
 
 
 def eval_spec(spec: dict, sources: list[DatasetSource], *, k: int, temperature: float, samples: int | None = None,
@@ -139,19 +160,60 @@ def _model_of(checkpoint: Checkpoint | None, model_path: str) -> str:
     return registry.hf_path(checkpoint) if checkpoint is not None else model_path.strip()
 
 
-def _enqueue(task: str, job_id: int) -> None:
-    """Send ``workers.eval_jobs.<task>`` by name (the web tier never imports the workers) once the row commits."""
+def _placement(team: Team, spec: dict, launcher: str, cluster: SlurmCluster | None, gpus: int | None) -> dict:
+    """Where the job runs, checked: the launcher, and for Slurm one of the team's clusters and the GPUs to ask
+    for (default: the spec's tensor-parallel size with vLLM, none with transformers)."""
+    launcher = launcher or Run.Launcher.LOCAL
+    if launcher not in Run.Launcher.values:
+        raise ValidationError({"launcher": f"must be one of {', '.join(Run.Launcher.values)}"})
+    if launcher == Run.Launcher.LOCAL:
+        if cluster is not None:
+            raise ValidationError({"cluster": "only for the Slurm launcher"})
+        if gpus is not None:
+            raise ValidationError({"gpus": "only for the Slurm launcher: a local job uses its worker's GPUs"})
+        return {"launcher": launcher, "cluster": None, "gpus": None}
+    if cluster is None or cluster.team_id != team.pk:
+        named = "is required for the Slurm launcher" if cluster is None else f"{cluster.name} is not one of {team}'s"
+        raise ValidationError({"cluster": f"{named}: {cluster_offer(team)}"})
+    rollout = spec.get("rollout", {})
+    if gpus is None:
+        gpus = rollout.get("tensor_parallel_size", 1) if rollout.get("engine") == "vllm" else 0
+    return {"launcher": launcher, "cluster": cluster, "gpus": gpus}
+
+
+def queue_of(job) -> str:
+    return slurm_queue() if job.launcher == Run.Launcher.SLURM else settings.OR1_LOCAL_LAUNCH_QUEUE
+
+
+def send(job) -> None:
+    """Send the job's message by task name (the web tier never imports the workers): to a local worker that
+    runs it, or to the Slurm worker that submits it."""
     from or1platform.celery import app
 
-    queue = settings.OR1_LOCAL_LAUNCH_QUEUE
-    transaction.on_commit(lambda: app.send_task(f"workers.eval_jobs.{task}", args=[job_id], queue=queue))
+    if job.launcher == Run.Launcher.SLURM:
+        app.send_task("workers.eval_jobs.submit_slurm", args=[job.kind, job.pk], queue=queue_of(job))
+    else:
+        app.send_task(LOCAL_TASKS[job.kind], args=[job.pk], queue=queue_of(job))
+
+
+def _started(job, user) -> None:
+    """Audit the new job and send it once the transaction commits."""
+    _audit(job, user, AuditEntry.Action.LAUNCH, launcher=job.launcher,
+           **({"cluster": job.cluster.name} if job.cluster else {}))
+    transaction.on_commit(lambda: send(job))
+
+
+def _audit(job, user, action: str, **detail) -> None:
+    record(team=job.team, actor=user, action=action, target_type=f"{job.kind} job", target_id=job.pk,
+           target_label=str(job), **detail)
 
 
 @transaction.atomic
 def submit_evaluation(user, *, eval_sets: list[DatasetSource], k: int, temperature: float = 1.0,
                       samples: int | None = None, max_response_tokens: int | None = None,
                       checkpoint: Checkpoint | None = None, model_path: str = "", team: Team | None = None,
-                      engine: str = "", dtype: str = "") -> EvaluationJob:
+                      engine: str = "", dtype: str = "", launcher: str = "", cluster: SlurmCluster | None = None,
+                      gpus: int | None = None) -> EvaluationJob:
     """Queue avg@k / pass@k of a checkpoint (or of the model at ``model_path``) on the team's ``eval_sets``."""
     path = _model_of(checkpoint, model_path)
     team = _team_of(user, checkpoint, team)
@@ -169,10 +231,10 @@ def submit_evaluation(user, *, eval_sets: list[DatasetSource], k: int, temperatu
     job = EvaluationJob.objects.create(
         team=team, created_by=user, checkpoint=checkpoint, model_path=path, engine=engine, dtype=dtype, spec=spec,
         k=k, samples=spec["evaluation"]["samples"] or k, temperature=temperature,
-        max_response_tokens=max_response_tokens,
+        max_response_tokens=max_response_tokens, **_placement(team, spec, launcher, cluster, gpus),
     )
     job.eval_sets.set(sets)
-    _enqueue("evaluate", job.pk)
+    _started(job, user)
     return job
 
 
@@ -180,7 +242,8 @@ def submit_evaluation(user, *, eval_sets: list[DatasetSource], k: int, temperatu
 def submit_difficulty(user, *, source: DatasetSource, n: int = 16, temperature: float = 1.0,
                       max_tokens: int | None = None, limit: int | None = None, model_name: str = "",
                       checkpoint: Checkpoint | None = None, model_path: str = "", engine: str = "",
-                      dtype: str = "") -> DifficultyJob:
+                      dtype: str = "", launcher: str = "", cluster: SlurmCluster | None = None,
+                      gpus: int | None = None) -> DifficultyJob:
     """Queue `or1-train estimate-difficulty` of a model on ``source``: n samples a problem, pass counts kept."""
     if not access.can_write(source.team, user):
         raise PermissionDenied(f"{user} may not start jobs of {source.team} (viewers only read)")
@@ -203,10 +266,56 @@ def submit_difficulty(user, *, source: DatasetSource, n: int = 16, temperature: 
     job = DifficultyJob.objects.create(
         team=source.team, created_by=user, checkpoint=checkpoint, model_path=path, engine=engine, dtype=dtype,
         spec=spec, source=source, n=n, temperature=temperature, max_tokens=max_tokens, limit=limit,
-        model_name=(model_name or default_name).strip()[:200],
+        model_name=(model_name or default_name).strip()[:200], **_placement(source.team, spec, launcher, cluster, gpus),
     )
-    _enqueue("difficulty", job.pk)
+    _started(job, user)
     return job
+
+
+class NotCancellable(InvalidTransition):
+    """A cancel the job's state does not allow: it has ended, or is already being cancelled."""
+
+    def __init__(self, job, why: str):
+        super().__init__(job.pk, job.status, JobStatus.CANCELLED, why)
+        self.why = why
+        self.args = (f"{job.label} cannot be cancelled: {why}",)
+
+
+def can_cancel(job, user) -> bool:
+    return access.can_manage(job.team_id, user, job.created_by_id)
+
+
+def cancel_job(job, user):
+    """Cancel a queued job at once, or ask a running one to stop (``cancelling``): its local worker stops the
+    job's process group, or the Slurm worker cancels its Slurm job. Members cancel their own jobs, admins any.
+
+    Raises PermissionDenied, and NotCancellable (a 409 in the API) for a job that has ended or is cancelling.
+    """
+    if not can_cancel(job, user):
+        raise PermissionDenied(f"{user} may not cancel {job.label} (members cancel their own jobs, admins any)")
+    model = type(job)
+    with transaction.atomic():
+        if model.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+                status=JobStatus.CANCELLED, status_reason=f"cancelled by {user} before it started",
+                finished_at=timezone.now()):
+            pass
+        elif model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.CANCELLING, status_reason=f"cancel requested by {user}"):
+            if job.launcher == Run.Launcher.SLURM:
+                transaction.on_commit(lambda: _send_cancel(job))
+        else:
+            job.refresh_from_db()
+            why = "it is already being cancelled" if job.status == JobStatus.CANCELLING else "it has ended"
+            raise NotCancellable(job, f"{why} ({job.get_status_display().lower()})")
+        _audit(job, user, AuditEntry.Action.CANCEL)
+    job.refresh_from_db()
+    return job
+
+
+def _send_cancel(job) -> None:
+    from or1platform.celery import app
+
+    app.send_task("workers.eval_jobs.cancel_slurm", args=[job.kind, job.pk], queue=queue_of(job))
 
 
 def filtered_source_name(job: DifficultyJob) -> str:

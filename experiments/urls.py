@@ -59,7 +59,9 @@ from experiments.views import jobs  # noqa: E402
 urlpatterns += [
     path("evaluations/new/", jobs.evaluation_new, name="evaluation-new"),
     path("evaluations/<int:pk>/", jobs.evaluation_job, name="evaluation-job"),
+    path("evaluations/<int:pk>/cancel/", jobs.evaluation_job_cancel, name="evaluation-job-cancel"),
     path("datasets/<int:pk>/", jobs.dataset_detail, name="dataset-detail"),
     path("datasets/difficulty/<int:pk>/", jobs.difficulty_job, name="difficulty-job"),
+    path("datasets/difficulty/<int:pk>/cancel/", jobs.difficulty_job_cancel, name="difficulty-job-cancel"),
     path("datasets/difficulty/<int:pk>/create-source/", jobs.difficulty_create_source, name="difficulty-create-source"),
 ]

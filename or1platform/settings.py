@@ -37,6 +37,8 @@ Variables
     OR1_PUBLIC_URL              how a trainer reaches the platform's ingestion API; default http://127.0.0.1:8000
     OR1_CANCEL_GRACE_S          seconds a cancelled trainer gets to checkpoint after SIGTERM before SIGKILL (30)
     OR1_RECONCILE_INTERVAL_S    how often beat checks the active runs (10)
+    OR1_JOB_QUEUE_TIMEOUT_S     an evaluation or difficulty job still queued after this is sent again, and fails
+                                if still queued as long again (3600)
     OR1_INGEST_MAX_BYTES        largest ingestion request body (5 MB); OR1_INGEST_MAX_POINTS most points (10000)
     OR1_LONGEST_TASK_S          the longest a Celery task may hold a message (default 7 days); the Redis
                                 visibility timeout is twice that, so a long task is never redelivered
@@ -301,6 +303,9 @@ OR1_LOCAL_LAUNCH_QUEUE = env_str("OR1_LOCAL_LAUNCH_QUEUE", OR1_WORKER_QUEUE)
 OR1_SLURM_QUEUE = env_str("OR1_SLURM_QUEUE", "")  # empty: experiments.actions.slurm_queue() picks the launch queue
 OR1_CANCEL_GRACE_S = env_int("OR1_CANCEL_GRACE_S", 30)
 OR1_RECONCILE_INTERVAL_S = env_int("OR1_RECONCILE_INTERVAL_S", 10)
+# An evaluation or difficulty job queued this long (no worker took its message) is sent again; still queued as
+# long again after that, it fails saying so (workers/eval_jobs.py, resend_or_fail_queued).
+OR1_JOB_QUEUE_TIMEOUT_S = env_int("OR1_JOB_QUEUE_TIMEOUT_S", 3600)
 CELERY_BEAT_SCHEDULE = {
     # Runs on beat's own host and fans out one check per worker host with active runs (workers/reconcile.py).
     "reconcile-runs": {

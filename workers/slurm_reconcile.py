@@ -187,16 +187,21 @@ def follow(run: Run, job: SlurmJob, info: JobInfo) -> str:
     return finish(run, job, info)
 
 
-def _pending(run: Run, info: JobInfo) -> str:
+def pending_reason(info: JobInfo) -> str:
+    """A pending job's reason in words: "pending in Slurm as job 12 (Resources: waiting for resources: ...)"."""
     why = PENDING_REASONS.get(info.reason or "", "")
-    reason = f"pending in Slurm as job {info.job_id}" + (
+    return f"pending in Slurm as job {info.job_id}" + (
         f" ({info.reason}: {why})" if why else f" ({info.reason})" if info.reason else ""
     )
+
+
+def _pending(run: Run, info: JobInfo) -> str:
+    reason = pending_reason(info)
     Run.objects.filter(pk=run.pk, status=run.status).exclude(status_reason=reason).update(status_reason=reason)
     return f"pending ({info.reason})"
 
 
-def _code(exit: ExitStatus | None) -> int | None:
+def shell_code(exit: ExitStatus | None) -> int | None:
     """The exit code as a shell reports it (128 + N when signal N killed the script)."""
     if exit is None:
         return None
@@ -214,7 +219,7 @@ def _signal_of(code: int | None) -> str | None:
 
 def finish(run: Run, job: SlurmJob, info: JobInfo, *, note: str = "") -> str:
     """Record a terminal job state on an active run (or requeue it); ``note`` adds how it was learned."""
-    state, code = info.state, _code(info.exit)
+    state, code = info.state, shell_code(info.exit)
     where = f"Slurm job {job.job_id} {state}" + (f" on {info.node_list}" if info.node_list else "")
     where += f"; {note}" if note else ""
     limits = run.spec_as_launched.get("resources", {})

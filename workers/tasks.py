@@ -5,6 +5,8 @@ queue for a relaunch); ``cancel`` and ``reconcile_host`` go to the queue of the 
 place its processes can be signalled; ``reconcile`` (beat) goes to the beat host's queue and fans out.
 The Slurm tasks (``launch_slurm``, ``cancel_slurm``, ``reconcile_slurm``) go to the Slurm queue
 (``experiments.actions.slurm_queue``): any worker there reaches slurmrestd and the clusters' runs directories.
+The tasks of evaluation and difficulty jobs are ``workers/eval_jobs.py``'s; beat's ``reconcile`` also follows
+their Slurm jobs there and re-sends (then fails) a job that no worker took.
 Every task returns in seconds; none waits for a training run.
 """
 
@@ -14,7 +16,7 @@ from celery import shared_task
 from django.conf import settings
 
 from experiments.actions import slurm_queue, worker_queue
-from workers import lifecycle, slurm_lifecycle, slurm_reconcile
+from workers import eval_jobs, lifecycle, slurm_eval_jobs, slurm_lifecycle, slurm_reconcile
 from workers import reconcile as reconciliation
 
 
@@ -67,6 +69,11 @@ def reconcile() -> list[str]:
         queues.append(slurm_queue())
     for run in slurm_reconcile.stale_queued_runs():
         launch_slurm.apply_async(args=[run.pk], kwargs={"resume": run.restarts > 0}, queue=slurm_queue())
+    # evaluation and difficulty jobs: follow those on Slurm; send again (then fail) those no worker took
+    if slurm_eval_jobs.active_jobs():
+        eval_jobs.reconcile_slurm.apply_async(queue=slurm_queue(), expires=settings.OR1_RECONCILE_INTERVAL_S * 3)
+        queues += [slurm_queue()] if slurm_queue() not in queues else []
+    eval_jobs.resend_or_fail_queued()
     return queues
 
 

@@ -1,10 +1,12 @@
 """Evaluation jobs and difficulty jobs: start one, follow its status, read what it produced.
 
 Creating an evaluation job names a checkpoint you may read (its team runs the job) or an HF model path and
-the team; the eval sets are that team's dataset sources. The results land as evaluation results (with k and
-the sample count) and on the leaderboard. A difficulty job samples n answers per problem of a dataset
-source; ``create-source`` registers the problems solved 1..n-1 times as a new source of the team. The work is
-``experiments.jobs``: viewers get 403, another team's objects are 404 (or, named in a body, "does not exist").
+the team; the eval sets are that team's dataset sources. ``launcher`` says where it runs: ``local`` (a worker
+host) or ``slurm`` on ``cluster``, one of the team's Slurm clusters, with ``gpus`` GPUs. ``cancel`` stops a
+queued or running job (members their own, admins any; 409 once it has ended). The results land as evaluation
+results (with k and the sample count) and on the leaderboard. A difficulty job samples n answers per problem of
+a dataset source; ``create-source`` registers the problems solved 1..n-1 times as a new source of the team. The
+work is ``experiments.jobs``: viewers get 403, another team's objects are 404 (or, named in a body, "does not exist").
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from experiments.api.checkpoints import EvaluationSerializer
 from experiments.api.datasets import DatasetSourceSerializer
 from experiments.api.filters import Filter
 from experiments.api.runs import FiniteFloatField
-from experiments.models import Checkpoint, DatasetSource, DifficultyJob, EvaluationJob, JobStatus, Team
+from experiments.models import (
+    Checkpoint,
+    DatasetSource,
+    DifficultyJob,
+    EvaluationJob,
+    JobStatus,
+    Run,
+    SlurmCluster,
+    Team,
+)
 
 MODEL_HELP = "An HF model directory the workers can read (or a hub id in their cache); or give a checkpoint."
 
@@ -31,15 +42,25 @@ class _JobSerializer(serializers.ModelSerializer):
     model_path = serializers.CharField(max_length=1000, required=False, allow_blank=True, help_text=MODEL_HELP)
     checkpoint = serializers.PrimaryKeyRelatedField(queryset=Checkpoint.objects.none(), required=False,
                                                     allow_null=True, help_text="A checkpoint you may read.")
+    launcher = serializers.ChoiceField(choices=Run.Launcher.choices, default=Run.Launcher.LOCAL,
+                                       help_text="A local worker host, or a Slurm cluster of the team.")
+    cluster = serializers.PrimaryKeyRelatedField(queryset=SlurmCluster.objects.none(), required=False,
+                                                 allow_null=True, help_text="The team's Slurm cluster (for slurm).")
+    gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, allow_null=True,
+                                    help_text="GPUs to ask Slurm for, on one node; default the spec's "
+                                              "rollout.tensor_parallel_size with vLLM, none with transformers.")
     common = ["id", "team", "status", "status_reason", "created_by", "created_at", "started_at", "finished_at",
-              "checkpoint", "model_path", "engine", "dtype", "temperature", "work_dir"]
-    read_only = ["status", "status_reason", "created_at", "started_at", "finished_at", "work_dir"]
+              "checkpoint", "model_path", "engine", "dtype", "temperature", "launcher", "cluster", "gpus",
+              "slurm_job_id", "slurm_state", "work_dir"]
+    read_only = ["status", "status_reason", "created_at", "started_at", "finished_at", "slurm_job_id", "slurm_state",
+                 "work_dir"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:
             self.fields["checkpoint"].queryset = access.readable_checkpoints(request.user)
+            self.fields["cluster"].queryset = SlurmCluster.objects.visible_to(request.user)
             if "team" in self.fields and not self.fields["team"].read_only:
                 self.fields["team"].queryset = Team.objects.filter(pk__in=access.team_ids(request.user))
 
@@ -109,6 +130,22 @@ class FilteredSourceSerializer(serializers.Serializer):
                                  help_text="Default: <source>-solved-1-<n-1>-of-<n>.")
 
 
+def _placement(data: dict) -> dict:
+    return {"launcher": data["launcher"], "cluster": data.get("cluster"), "gpus": data.get("gpus")}
+
+
+class _CancelMixin:
+    conflict_actions = ("cancel",)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel the job: at once while queued; a running one stops its processes (or its Slurm job) and ends
+        cancelled. Members cancel their own jobs, admins any; 409 once the job has ended."""
+        job = jobs.cancel_job(self.get_object(), request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data)
+
+
 _FILTERS = (
     Filter("team", "team_id", help="Jobs of this team."),
     Filter("status", "status", kind=str, many=True, choices=tuple(JobStatus.values), help="Any of these."),
@@ -116,7 +153,8 @@ _FILTERS = (
 )
 
 
-class EvaluationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ApiViewSet):
+class EvaluationJobViewSet(_CancelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                           ApiViewSet):
     """Evaluations of a checkpoint or an HF model on a team's eval sets; newest first."""
 
     serializer_class = EvaluationJobSerializer
@@ -138,12 +176,13 @@ class EvaluationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
             request.user, eval_sets=data["eval_sets"], k=data["k"], temperature=data["temperature"],
             samples=data.get("samples"), max_response_tokens=data.get("max_response_tokens"),
             checkpoint=data.get("checkpoint"), model_path=data.get("model_path", ""), team=data.get("team"),
-            engine=data.get("engine", ""), dtype=data.get("dtype", ""),
+            engine=data.get("engine", ""), dtype=data.get("dtype", ""), **_placement(data),
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, status=status.HTTP_201_CREATED)
 
 
-class DifficultyJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ApiViewSet):
+class DifficultyJobViewSet(_CancelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                           ApiViewSet):
     """Offline difficulty estimation of a dataset source (pass counts of n samples); newest first."""
 
     serializer_class = DifficultyJobSerializer
@@ -164,7 +203,7 @@ class DifficultyJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
             request.user, source=data["source"], n=data["n"], temperature=data["temperature"],
             max_tokens=data.get("max_tokens"), limit=data.get("limit"), model_name=data.get("model_name", ""),
             checkpoint=data.get("checkpoint"), model_path=data.get("model_path", ""),
-            engine=data.get("engine", ""), dtype=data.get("dtype", ""),
+            engine=data.get("engine", ""), dtype=data.get("dtype", ""), **_placement(data),
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 

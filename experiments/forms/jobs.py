@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from experiments.models import Checkpoint, DatasetSource, Membership, Team
+from experiments.models import Checkpoint, DatasetSource, Membership, Run, SlurmCluster, Team
 from experiments.models.jobs import ModelJob
 
 
@@ -19,8 +19,13 @@ class CheckpointChoice(forms.ModelChoiceField):
         return f"{obj.run.experiment.name} · run #{obj.run_id} · step {obj.step}"
 
 
+class ClusterChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: SlurmCluster) -> str:
+        return f"{obj.name} ({obj.team})"
+
+
 class _ModelFields(forms.Form):
-    """Which model: a checkpoint of one of the user's teams, or an HF model path."""
+    """Which model (a checkpoint of one of the user's teams, or an HF model path), and where the job runs."""
 
     checkpoint = CheckpointChoice(queryset=Checkpoint.objects.none(), required=False,
                                   help_text="A checkpoint of your team's runs …")
@@ -31,13 +36,22 @@ class _ModelFields(forms.Form):
     engine = forms.ChoiceField(choices=ModelJob.Engine.choices, required=False)
     dtype = forms.ChoiceField(choices=ModelJob.Dtype.choices, required=False)
     temperature = forms.FloatField(initial=1.0, min_value=0.01, max_value=2.0)
+    launcher = forms.ChoiceField(choices=Run.Launcher.choices, initial=Run.Launcher.LOCAL, required=False,
+                                 help_text="A worker host, or a Slurm cluster of the team (a batch job).")
+    cluster = ClusterChoice(queryset=SlurmCluster.objects.none(), required=False, label="Slurm cluster",
+                            help_text="For the Slurm launcher.")
+    gpus = forms.IntegerField(required=False, min_value=0, max_value=64, label="GPUs (Slurm)",
+                              help_text="On one node; default the spec's tensor-parallel size with vLLM, none with "
+                                        "transformers.")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        teams = writable_teams(user)
         self.fields["checkpoint"].queryset = (
-            Checkpoint.objects.filter(run__experiment__project__team__in=writable_teams(user))
+            Checkpoint.objects.filter(run__experiment__project__team__in=teams)
             .select_related("run__experiment").order_by("-created_at", "-id")
         )
+        self.fields["cluster"].queryset = SlurmCluster.objects.filter(team__in=teams).select_related("team")
 
 
 def apply_errors(form: forms.Form, error: ValidationError) -> None:
@@ -58,7 +72,7 @@ class EvaluationJobForm(_ModelFields):
     max_response_tokens = forms.IntegerField(required=False, min_value=1,
                                              help_text="Default: the run's last stage (32768 for a model path).")
     field_order = ["checkpoint", "model_path", "team", "eval_sets", "k", "samples", "temperature",
-                   "max_response_tokens", "engine", "dtype"]
+                   "max_response_tokens", "engine", "dtype", "launcher", "cluster", "gpus"]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
@@ -78,12 +92,13 @@ class DifficultyJobForm(_ModelFields):
                                  help_text="Key under extra_info.model_difficulty, e.g. DeepSeek-R1-Distill-Qwen-7B; "
                                            "default from the model.")
     field_order = ["checkpoint", "model_path", "n", "temperature", "max_tokens", "limit", "model_name", "engine",
-                   "dtype"]
+                   "dtype", "launcher", "cluster", "gpus"]
 
     def __init__(self, *args, user, source: DatasetSource, **kwargs):
         super().__init__(*args, user=user, **kwargs)
         self.fields["checkpoint"].queryset = self.fields["checkpoint"].queryset.filter(
             run__experiment__project__team=source.team
         )
+        self.fields["cluster"].queryset = self.fields["cluster"].queryset.filter(team=source.team)
         if source.ability == DatasetSource.Ability.CODE:
             self.fields["n"].initial = 8

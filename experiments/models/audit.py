@@ -33,7 +33,9 @@ class AuditEntry(models.Model):
     )
     actor_name = models.CharField(max_length=150)
     action = models.CharField(max_length=32, choices=Action.choices)
-    target_type = models.CharField(max_length=32, help_text="run, checkpoint, sweep, share, view, user")
+    target_type = models.CharField(
+        max_length=32, help_text="run, checkpoint, sweep, share, view, user, evaluation job, difficulty job"
+    )
     target_id = models.PositiveBigIntegerField(null=True, blank=True)
     target_label = models.CharField(max_length=300)
     detail = models.JSONField(default=dict, blank=True)

@@ -1,6 +1,6 @@
 """Pages of evaluation and difficulty jobs: the "Evaluate" form (from a checkpoint's page or the leaderboard),
 a dataset source's page with its "Estimate difficulty" form, each job's page with its status (polled while it
-runs, reloaded once when it ends), the pass-count histogram, and "Create filtered source".
+runs, reloaded once when it ends) and its Cancel button, the pass-count histogram, and "Create filtered source".
 
 The work is ``experiments.jobs``, as for the API. Jobs of another team are 404; a viewer reads them and gets
 403 for anything that starts or registers something.
@@ -17,9 +17,11 @@ from django.views.decorators.http import require_POST
 
 from experiments import access, jobs
 from experiments.forms.jobs import DifficultyJobForm, EvaluationJobForm, apply_errors
-from experiments.models import DatasetSource, DifficultyJob, EvaluationJob
+from experiments.models import DatasetSource, DifficultyJob, EvaluationJob, JobStatus
 
 POLL_SECONDS = 3
+_CANCEL_URLS = {EvaluationJob.kind: "evaluation-job-cancel", DifficultyJob.kind: "difficulty-job-cancel"}
+_PAGES = {EvaluationJob.kind: "evaluation-job", DifficultyJob.kind: "difficulty-job"}
 
 
 def _submit(form, submit, **extra):
@@ -55,7 +57,8 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
 def _job_page(request: HttpRequest, template: str, job, extra: dict | None = None) -> HttpResponse:
     """A job's page, or (for the page's polling) its status panel; a poll that finds the job ended reloads
     the page once, so its results appear without a script of their own."""
-    context = {"job": job, "poll_seconds": POLL_SECONDS, "can_write": access.can_write(job.team_id, request.user)}
+    context = {"job": job, "poll_seconds": POLL_SECONDS, "can_write": access.can_write(job.team_id, request.user),
+               "cancel_url": _CANCEL_URLS[job.kind] if jobs.can_cancel(job, request.user) else None}
     if request.headers.get("HX-Request"):
         response = render(request, "experiments/_job_status.html", context)
         if job.is_terminal:
@@ -114,3 +117,28 @@ def difficulty_create_source(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("difficulty-job", job.pk)
     messages.success(request, f"Registered {source.name} ({source.num_prompts} problems) for {source.team}.")
     return redirect("dataset-detail", source.pk)
+
+
+def _cancel(request: HttpRequest, model, pk: int) -> HttpResponse:
+    """Cancel the job (its page's Cancel button); a refusal comes back as the page's message."""
+    job = get_object_or_404(model.objects.visible_to(request.user), pk=pk)
+    try:
+        job = jobs.cancel_job(job, request.user)
+    except jobs.NotCancellable as exc:
+        messages.warning(request, f"Not cancelled: {exc.why}.")
+    else:
+        done = job.status == JobStatus.CANCELLED
+        messages.success(request, f"Cancelled {job.label}." if done else f"Cancelling {job.label}: stopping it.")
+    return redirect(_PAGES[model.kind], job.pk)
+
+
+@login_required
+@require_POST
+def evaluation_job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _cancel(request, EvaluationJob, pk)
+
+
+@login_required
+@require_POST
+def difficulty_job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _cancel(request, DifficultyJob, pk)

@@ -50,16 +50,21 @@ def trainer_args(run_dir: str, *, resume: bool) -> list[str]:
     return ["run", f"{run_dir}/{SPEC_FILE}", "--out", run_dir] + (["--resume"] if resume else [])
 
 
+def env_setup(cluster: SlurmCluster) -> str:
+    """What every job of ``cluster`` runs before the trainer: the umask, then the cluster's template."""
+    template = cluster.job_template.strip()
+    return f"{UMASK_LINE}\n{template}" if template else UMASK_LINE
+
+
 def script_spec(run: Run, cluster: SlurmCluster, run_dir: str, *, resume: bool) -> JobScriptSpec:
     resources = run.spec_as_launched.get("resources", {})
-    template = cluster.job_template.strip()
     return JobScriptSpec(
         run_dir=run_dir,
         trainer_args=trainer_args(run_dir, resume=resume),
         nodes=resources.get("nodes") or 1,
         gpus_per_node=resources.get("gpus_per_node") or 0,
         cpus_per_task=resources.get("cpus_per_task"),
-        env_setup=f"{UMASK_LINE}\n{template}" if template else UMASK_LINE,
+        env_setup=env_setup(cluster),
         job_name=job_name(run),
         trainer_command=cluster.trainer_argv(),
         log_file=LOG_FILE,
@@ -71,30 +76,34 @@ def job_request(
     run: Run, cluster: SlurmCluster, run_dir: str, *, resume: bool, ingest_url: str, token: str
 ) -> JobRequest:
     """The REST request for one attempt of ``run`` on ``cluster`` (resources from the frozen spec)."""
-    resources = run.spec_as_launched.get("resources", {})
-    stdout, stderr = output_paths(run_dir)
+    environment = {"OR1_INGEST_URL": ingest_url, "OR1_INGEST_TOKEN": token, "OR1_RUN_ID": str(run.pk)}
+    script = script_spec(run, cluster, run_dir, resume=resume)
+    return request(cluster, script, run.spec_as_launched.get("resources", {}), environment)
+
+
+def request(cluster: SlurmCluster, script: JobScriptSpec, resources: dict, environment: dict[str, str]) -> JobRequest:
+    """The REST request that runs ``script`` in its directory: the resources a spec's ``resources`` section
+    asks for, the cluster's partition, account and QoS where it names none, and ``environment`` (a REST job
+    inherits nothing else)."""
+    directory = script.run_dir
+    stdout, stderr = output_paths(directory)
     memory_gb = resources.get("memory_gb")
     return JobRequest(
-        name=job_name(run),
-        script=render_job_script(script_spec(run, cluster, run_dir, resume=resume)),
-        working_dir=run_dir,
+        name=script.job_name,
+        script=render_job_script(script),
+        working_dir=directory,
         partition=resources.get("partition") or cluster.partition or None,
         account=resources.get("account") or cluster.account or None,
         qos=resources.get("qos") or cluster.qos or None,
-        nodes=resources.get("nodes") or 1,
-        gpus_per_node=resources.get("gpus_per_node") or 0,
-        cpus_per_task=resources.get("cpus_per_task"),
+        nodes=script.nodes,
+        gpus_per_node=script.gpus_per_node,
+        cpus_per_task=script.cpus_per_task,
         memory_mb=memory_gb * 1024 if memory_gb else None,
         time_limit_min=resources.get("time_limit_minutes"),
         constraint=resources.get("constraint") or None,
         stdout=stdout,
         stderr=stderr,
-        environment={
-            "OR1_INGEST_URL": ingest_url,
-            "OR1_INGEST_TOKEN": token,
-            "OR1_RUN_ID": str(run.pk),
-            "PYTHONUNBUFFERED": "1",
-        },
+        environment={**environment, "PYTHONUNBUFFERED": "1"},
         requeue=False,
     )
 
@@ -104,13 +113,23 @@ def prepare_run_dir(run_dir: Path, spec: dict, *, resume: bool) -> None:
 
     A relaunch (``resume``) keeps the spec the run started with, next to its checkpoints.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(run_dir, RUN_DIR_MODE)
+    make_job_dir(run_dir)
     spec_file = run_dir / SPEC_FILE
     if not resume or not spec_file.exists():
-        spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-        os.chmod(spec_file, RUN_FILE_MODE)
+        write_job_file(spec_file, yaml.safe_dump(spec, sort_keys=False))
     (run_dir / EXIT_STATUS_FILE).unlink(missing_ok=True)  # a new attempt: the last one's outcome is history
+
+
+def make_job_dir(directory: Path) -> None:
+    """A directory the job user writes through the group (setgid: what is made in it keeps its group)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, RUN_DIR_MODE)
+
+
+def write_job_file(path: Path, text: str) -> None:
+    """A file the platform writes for the job user to read (and the trainer may rewrite)."""
+    path.write_text(text)
+    os.chmod(path, RUN_FILE_MODE)
 
 
 def exit_status(run_dir: Path) -> dict | None:
