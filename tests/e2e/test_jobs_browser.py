@@ -1,6 +1,6 @@
 """Evaluation and difficulty jobs in Chromium, as a new user meets them: upload an eval set, press Evaluate on
-a checkpoint's page, land on the job's page; a finished difficulty job's histogram drawn by plotly, and the
-filtered set registered in one click. The jobs themselves run in tests/workers/test_eval_jobs.py."""
+a checkpoint's page, land on the job's page and cancel it there; a finished difficulty job's histogram drawn by
+plotly, and the filtered set registered in one click. The jobs themselves run in tests/workers/test_eval_jobs.py."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def test_upload_an_eval_set_then_evaluate_a_checkpoint(page, live_server, run, s
     page.wait_for_url(live_server.url + reverse("evaluation-job", args=[job.pk]))
     assert page.locator("#job-status .badge").inner_text() == "Queued" and job.samples == 8
     page.screenshot(path=str(ARTIFACTS / "evaluation-job.png"), full_page=True)
+    page.click("#job-cancel button")  # changed their mind: no worker has taken it yet, so it ends at once
+    page.wait_for_selector(f"text=Cancelled evaluation job {job.pk}.")
+    assert page.locator("#job-status .badge").inner_text() == "Cancelled" and page.locator("#job-cancel").count() == 0
 
 
 def test_a_difficulty_histogram_and_create_filtered_source(page, live_server, team, tmp_path):

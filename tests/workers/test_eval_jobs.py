@@ -105,3 +105,32 @@ def test_jobs_from_the_browser_and_the_api_run_on_the_worker(
     assert response["Location"] == f"/datasets/{source.pk}/" and source.num_prompts == estimate.kept
     kept = read_source(source.path).examples
     assert len(kept) == estimate.kept and all(1 <= e.extra["pass_count"]["tiny"] <= 7 for e in kept)
+
+
+def test_a_running_job_cancelled_from_the_api_stops_its_process_group(live_worker, team, alice, worker_inputs,
+                                                                      wait_for):
+    from rest_framework.test import APIClient
+
+    from workers.processes import processes_of
+
+    evalset = DatasetSource.objects.create(team=team, name="arith-eval", path=str(worker_inputs["eval"]))
+    api = APIClient()
+    api.force_authenticate(alice)
+    made = api.post("/api/v1/evaluation-jobs/", {"model_path": str(worker_inputs["model"]), "team": team.pk,
+                                                 "eval_sets": [evalset.pk], "k": 1, "samples": 1024,
+                                                 "max_response_tokens": 64, "engine": "hf"}, format="json")
+    job = EvaluationJob.objects.get(pk=made.json()["id"])  # hours of sampling: it only ends by the cancel
+
+    def started():
+        job.refresh_from_db()
+        return job.status == JobStatus.RUNNING and processes_of(job.work_dir)
+
+    children = wait_for(started, 60, "the job's or1-train process")
+    body = api.post(f"/api/v1/evaluation-jobs/{job.pk}/cancel/").json()
+    assert body["status"] == "cancelling"
+    wait_for(lambda: job.refresh_from_db() or job.is_terminal, 30, "the worker to stop the job")
+
+    assert job.status == JobStatus.CANCELLED, job.status_reason
+    assert job.status_reason == "cancel requested by alice (its processes were stopped)" and job.task_id
+    assert processes_of(job.work_dir) == [], f"left running: {children}"
+    assert not job.results.exists()
