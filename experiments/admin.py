@@ -460,13 +460,15 @@ from experiments.models import DifficultyJob, EvaluationJob  # noqa: E402
 
 @admin.register(EvaluationJob)
 class EvaluationJobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "team", "model_path", "k", "samples", "status", "created_by", "created_at", "finished_at"]
-    list_filter = ["status", "team"]
+    list_display = ["id", "team", "model_path", "k", "samples", "status", "launcher", "created_by", "created_at",
+                    "finished_at"]
+    list_filter = ["status", "launcher", "team"]
     raw_id_fields = ["checkpoint"]
 
 
 @admin.register(DifficultyJob)
 class DifficultyJobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "team", "source", "model_name", "n", "kept", "num_problems", "status", "created_at"]
-    list_filter = ["status", "team"]
+    list_display = ["id", "team", "source", "model_name", "n", "kept", "num_problems", "status", "launcher",
+                    "created_at"]
+    list_filter = ["status", "launcher", "team"]
     raw_id_fields = ["checkpoint", "source", "filtered_source"]

@@ -59,8 +59,8 @@ def _environment() -> dict[str, str]:
 
 def local_dir(job) -> Path:
     if isinstance(job, EvaluationJob):
-        return Path(settings.OR1_RUNS_DIR) / "evals" / f"eval-{job.pk}"
-    return Path(settings.OR1_DATASETS_DIR) / str(job.team_id) / f"difficulty-{job.pk}"
+        return Path(settings.OR1_RUNS_DIR) / "evals" / model_jobs.dir_name(job)
+    return Path(settings.OR1_DATASETS_DIR) / str(job.team_id) / model_jobs.dir_name(job)
 
 
 def _stop(child: subprocess.Popen) -> None:
@@ -112,7 +112,7 @@ def run_here(job, task_id: str) -> bool:
     try:
         code = _supervise(job, child)
     finally:
-        if child.poll() is None:  # the worker itself is being stopped: leave nothing behind
+        if child.poll() is None:  # an error of the worker's own (the database gone): leave nothing behind
             _stop(child)
     if code is None:
         return False

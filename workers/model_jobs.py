@@ -27,6 +27,11 @@ PASSES_FILE, FILTERED_FILE = "passes.jsonl", "filtered.jsonl"
 MODELS = {EvaluationJob.kind: EvaluationJob, DifficultyJob.kind: DifficultyJob}
 
 
+def dir_name(job) -> str:
+    """The job's directory under its launcher's root: ``eval-<id>`` or ``difficulty-<id>``."""
+    return f"eval-{job.pk}" if isinstance(job, EvaluationJob) else f"difficulty-{job.pk}"
+
+
 def cli_args(job, work: str) -> list[str]:
     """The `or1-train` arguments of ``job`` with its files in ``work``."""
     spec = f"{work}/{SPEC_FILE}"

@@ -2,13 +2,13 @@
 
 Submit (``submit``: the ``workers.eval_jobs.submit_slurm`` task, on the Slurm queue): only a ``queued`` job is
 taken, with a compare-and-swap to ``running``, so a redelivered or re-sent message never submits a second
-Slurm job. Its directory is made on the cluster's shared filesystem, ``<runs dir>/evals/<kind>-<id>``,
-group-writable for the job user as a run's is, with the job's frozen spec in it. The batch script is the run
-launcher's (``workers.launchers.slurm``: umask, the cluster's job template, the trainer command, everything
-appended to ``job.log``, ``exit_status.json`` at the end) around the command a local worker would run
-(``workers/model_jobs.py``): one process on one node, ``job.gpus`` GPUs, the cluster's partition, account
-and QoS. When Slurm refuses the job (an unknown partition, bad credentials, an unreachable cluster), the job
-fails at once with Slurm's own words (``slurm_lifecycle.refusal``).
+Slurm job. Its directory is made on the cluster's shared filesystem, ``<runs dir>/evals/eval-<id>`` (or
+``difficulty-<id>``), group-writable for the job user as a run's is, with the job's frozen spec in it. The
+batch script is the run launcher's (``workers.launchers.slurm``: umask, the cluster's job template, the
+trainer command, everything appended to ``job.log``, ``exit_status.json`` at the end) around the command a
+local worker would run (``workers/model_jobs.py``): one process on one node, ``job.gpus`` GPUs, the
+cluster's partition, account and QoS. When Slurm refuses the job (an unknown partition, bad credentials, an
+unreachable cluster), the job fails at once with Slurm's own words (``slurm_lifecycle.refusal``).
 
 Follow (``reconcile``: beat's ``workers.eval_jobs.reconcile_slurm``, one client per cluster per round):
 
@@ -68,7 +68,7 @@ def job_name(job) -> str:
 
 
 def work_dir_for(job, cluster: SlurmCluster) -> str:
-    return str(PurePosixPath(cluster.runs_dir) / "evals" / f"{job.kind}-{job.pk}")
+    return str(PurePosixPath(cluster.runs_dir) / "evals" / model_jobs.dir_name(job))
 
 
 def job_request(job, cluster: SlurmCluster, work: str) -> JobRequest:

@@ -72,7 +72,7 @@ def test_jobs_on_slurm_run_as_the_job_user_and_land_on_the_leaderboard(
     assert (result.benchmark, result.k, result.num_samples, result.model_path, result.run) == (
         "arith-eval", 2, 8 * 2, model, None)
     work = Path(evaluation.work_dir)
-    assert work == shared_dir["runs"] / "evals" / f"evaluation-{evaluation.pk}"
+    assert work == shared_dir["runs"] / "evals" / f"eval-{evaluation.pk}"
     assert (work / "results.json").stat().st_uid == shared_dir["uid"]  # written by the job user, on the cluster
     assert f"or1: Slurm job {evaluation.slurm_job_id} on " in (work / "job.log").read_text()
     assert (evaluation.slurm_state, evaluation.gpus) == ("COMPLETED", 0)  # transformers: no GPU asked for
