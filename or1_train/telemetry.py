@@ -83,10 +83,10 @@ class ProgressSink:
         if "critic/score/mean" not in m and "batch/skipped" not in m:
             return  # an evaluation record: the eval event prints it
         now = time.monotonic()
-        if self._started is None:
-            self._started, self._first_step = now, step - 1
-        done = step - (self._first_step or 0)
-        eta = (now - self._started) / max(done, 1) * (self.total_steps - step)
+        if self._started is None:  # the clock starts at the first step's end: setup and warm-up are not steps
+            self._started, self._first_step = now, step
+        done = step - self._first_step
+        eta = (now - self._started) / done * (self.total_steps - step) if done else None
         parts = [f"step {step}/{self.total_steps}", f"stage {record['stage']}"]
         if "critic/score/mean" in m:
             parts.append(f"reward {m['critic/score/mean']:.3f}")
@@ -98,7 +98,7 @@ class ProgressSink:
             parts.append(f"trunc {m['response_length/clip_ratio']:.2f}")
         if m.get("batch/skipped"):
             parts.append("skipped (no informative group)")
-        parts.append(f"ETA {_eta(eta)}")
+        parts.append(f"ETA {_eta(eta)}" if eta is not None else "ETA after the next step")
         print(" | ".join(parts), file=self.stream, flush=True)
 
     def event(self, record: dict[str, Any]) -> None:
