@@ -204,7 +204,7 @@ def test_form_to_experiment_to_launch(logged_in, project):
     assert response.status_code == 302 and response.url == reverse("experiment-detail", args=[experiment.pk])
     spec = experiment.spec
     assert [s["steps"] for s in spec["stages"]] == [3, 2]
-    assert [s["max_response_tokens"] for s in spec["stages"]] == [32, 96]
+    assert [s["max_response_tokens"] for s in spec["stages"]] == [48, 96]
     assert spec["entropy"]["target"] == 0.25 and spec["entropy"]["max_coef"] == 0.02
     synthetic = {"task": "arith", "num_problems": 2000, "levels": [1, 2], "seed": 1}
     assert spec["data"]["sources"][0]["synthetic"] == synthetic
