@@ -1,9 +1,11 @@
-"""Behaviour metrics the paper tracks: self-reflection phrases and response length per data source.
+"""Behaviour metrics the paper tracks: self-reflection phrases, response length and reward per data source.
 
 Long chain-of-thought RL is judged partly by how the model reasons: the released code counts reflection
 keywords ("recheck", "double check", ...) and new-thought markers ("alternatively", "wait", ...) per data source
 (``verl/utils/metric.py``). The counts here are whole-word, case-insensitive matches in the response text;
 density is matches per 1,000 response tokens so that longer answers do not look more reflective by length alone.
+The mean reward per source (``exploration/scores/<source>/mean``, as released) shows which part of a mix the
+model is learning, which the batch mean hides when the mix holds easy and hard sources.
 """
 
 from __future__ import annotations
@@ -27,15 +29,20 @@ def count_phrases(text: str) -> dict[str, int]:
 
 
 def behaviour_metrics(
-    texts: Sequence[str], lengths: Sequence[int], truncated: Sequence[bool], sources: Sequence[str]
+    texts: Sequence[str],
+    lengths: Sequence[int],
+    truncated: Sequence[bool],
+    sources: Sequence[str],
+    rewards: Sequence[float],
 ) -> dict[str, float]:
-    """Per-source response length (all and untruncated) and phrase counts/densities for one step's samples."""
+    """Per-source mean reward, response length (all and untruncated) and phrase counts/densities for one step."""
     by_source: dict[str, list[int]] = defaultdict(list)
     for i, source in enumerate(sources):
         by_source[source or "unknown"].append(i)
     metrics: dict[str, float] = {}
     for source, idx in sorted(by_source.items()):
         tokens = sum(lengths[i] for i in idx)
+        metrics[f"exploration/scores/{source}/mean"] = sum(rewards[i] for i in idx) / len(idx)
         metrics[f"response_length/{source}/mean"] = tokens / len(idx)
         untruncated = [lengths[i] for i in idx if not truncated[i]]
         if untruncated:

@@ -75,6 +75,7 @@ def _build_model(path: Path, boot: ModelBootstrap, log: Callable[[str], None]) -
             boot.seed + 7,
             with_solutions=True,
             max_value=boot.distill_max_value,
+            checked_share=boot.distill_checked_share,
         )
         log(f"warm-starting it on worked solutions ({boot.distill_steps} steps)")
         distill(staging, solutions, staging, steps=boot.distill_steps, lr=boot.distill_lr, seed=boot.seed)

@@ -66,6 +66,11 @@ class ModelBootstrap(_Section):
     distill_max_value: Annotated[int, Field(ge=40)] = Field(
         default=999, description="Largest value in the warm-up problems (the task's number range)."
     )
+    distill_checked_share: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.0,
+        description="Share of warm-start solutions that verify every step (about twice as long), so the model is "
+        "sometimes verbose and a short stage has something to shorten, as R1-Distill's re-checking.",
+    )
     seed: int = 0
 
     @property

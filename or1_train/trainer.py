@@ -300,6 +300,7 @@ class Trainer:
                 lengths,
                 truncated,
                 [grp.example.data_source for grp in groups for _ in grp.samples],
+                all_rewards.tolist(),
             )
         )
         for grp in groups:

@@ -8,6 +8,12 @@ context stage truncates the long problems and a longer stage lifts them, as in t
 
 Every value stays in 0..max_value and a division is only offered when it is exact, so each step is one fact
 a small model can learn. The prompt ends with the same instruction as OR1's eval data.
+
+Each problem also has a checked solution that verifies every step by its inverse ("Verify: 15 - 3 = 12"), about
+twice as long, as distilled reasoning models re-check their work. A warm start on a mix of both styles gives a
+model that is sometimes needlessly verbose, so a short context stage truncates its checked answers and RL
+learns to keep only the checks that fit: the paper's 8K stage shortens R1-Distill's responses the same way
+(the dossier's multi-stage ablation).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Problem:
     prompt: str
     answer: str
     solution: str
+    checked_solution: str
     level: int
 
 
@@ -59,6 +66,7 @@ def _feasible_steps(value: int, rng: random.Random, max_value: int) -> list[tupl
 
 
 _PHRASES = {"+": "Add {k}.", "-": "Subtract {k}.", "*": "Multiply by {k}.", "/": "Divide by {k}."}
+_INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
 
 
 def _apply(value: int, op: str, k: int) -> int:
@@ -79,16 +87,23 @@ def make_problem(rng: random.Random, level: int, *, max_value: int = MAX_VALUE) 
         raise ValueError(f"max_value must be at least {_START[1] + _ADD[1]}, got {max_value}")
     value = rng.randint(*_START)
     phrases = [f"Start with {value}."]
-    lines = []
+    lines, checked = [], []
     for _ in range(level):
         op, k = rng.choice(_feasible_steps(value, rng, max_value))
         result = _apply(value, op, k)
         phrases.append(_PHRASES[op].format(k=k))
         lines.append(f"{value} {op} {k} = {result}")
+        checked += [lines[-1], f"Verify: {result} {_INVERSE[op]} {k} = {value}"]
         value = result
     prompt = " ".join(phrases) + " What is the result?\n" + INSTRUCTION
-    solution = "<think>\n" + "\n".join(lines) + "\n</think>\nThe answer is \\boxed{" + str(value) + "}."
-    return Problem(prompt=prompt, answer=str(value), solution=solution, level=level)
+    tail = "\n</think>\nThe answer is \\boxed{" + str(value) + "}."
+    return Problem(
+        prompt=prompt,
+        answer=str(value),
+        solution="<think>\n" + "\n".join(lines) + tail,
+        checked_solution="<think>\n" + "\n".join(checked) + tail,
+        level=level,
+    )
 
 
 def resolve_levels(levels: Sequence[int] | tuple[int, int]) -> list[int]:
@@ -107,11 +122,11 @@ def resolve_levels(levels: Sequence[int] | tuple[int, int]) -> list[int]:
     return resolved
 
 
-def problem_row(problem: Problem, *, seed: int, index: int, with_solution: bool) -> dict:
+def problem_row(problem: Problem, *, seed: int, index: int, with_solution: bool, checked: bool = False) -> dict:
     """A row in OR1's released schema (`reward_model.ground_truth`, `extra_info`), which `parse_row` reads.
 
     The id mixes in a hash of the prompt so that files written with the same seed but other levels or sizes
-    never give two different problems the same uid.
+    never give two different problems the same uid. `checked` picks the self-verifying solution.
     """
     digest = hashlib.blake2b(problem.prompt.encode(), digest_size=4).hexdigest()
     row = {
@@ -123,7 +138,7 @@ def problem_row(problem: Problem, *, seed: int, index: int, with_solution: bool)
         "extra_info": {"level": problem.level, "index": index},
     }
     if with_solution:
-        row["solution"] = problem.solution
+        row["solution"] = problem.checked_solution if checked else problem.solution
     return row
 
 
@@ -135,17 +150,26 @@ def write_dataset(
     *,
     with_solutions: bool = False,
     max_value: int = MAX_VALUE,
+    checked_share: float = 0.0,
 ) -> Path:
-    """Write `n` problems to `path` (JSONL, or Parquet when the suffix is .parquet); levels cycle evenly."""
+    """Write `n` problems to `path` (JSONL, or Parquet when the suffix is .parquet); levels cycle evenly.
+
+    With solutions, a seeded `checked_share` of the rows carry the checked (self-verifying) solution; the
+    problems themselves are the same for any share, since the choice draws from its own generator.
+    """
+    if not 0.0 <= checked_share <= 1.0:
+        raise ValueError(f"checked_share must be in [0, 1], got {checked_share}")
     path = Path(path)
     level_list = resolve_levels(levels)
     rng = random.Random(seed)
+    style_rng = random.Random(f"checked-{seed}")
     rows = [
         problem_row(
             make_problem(rng, level_list[i % len(level_list)], max_value=max_value),
             seed=seed,
             index=i,
             with_solution=with_solutions,
+            checked=style_rng.random() < checked_share,
         )
         for i in range(n)
     ]
@@ -168,16 +192,20 @@ def chatml(messages: Sequence[dict]) -> str:
 
 
 def corpus_for_tokenizer(seed: int, n: int, *, max_value: int = MAX_VALUE) -> list[str]:
-    """`n` chat-formatted prompt + worked solution texts over all levels, to train the BPE on."""
+    """`n` chat-formatted prompt + worked solution texts over all levels, to train the BPE on.
+
+    Every other text holds the checked solution, so "Verify" is one token as "Subtract" is.
+    """
     rng = random.Random(seed)
     corpus = []
     for i in range(n):
         problem = make_problem(rng, MIN_LEVEL + i % (MAX_LEVEL - MIN_LEVEL + 1), max_value=max_value)
+        solution = problem.checked_solution if i % 2 else problem.solution
         corpus.append(
             chatml(
                 [
                     {"role": "user", "content": problem.prompt},
-                    {"role": "assistant", "content": problem.solution},
+                    {"role": "assistant", "content": solution},
                 ]
             )
         )

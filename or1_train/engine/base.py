@@ -60,6 +60,16 @@ def pack_by_tokens(lengths: Sequence[int], budget: int | None) -> list[list[int]
     return batches
 
 
+def padding_ratio(micro_batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Share of the decoder's token slots that are right-padding over these micro-batches (of sample indices)."""
+    slots = used = 0
+    for micro in micro_batches:
+        if micro:
+            slots += len(micro) * max(lengths[i] for i in micro)
+            used += sum(lengths[i] for i in micro)
+    return 1.0 - used / slots if slots else 0.0
+
+
 class ActorEngine(Protocol):
     """What the trainer needs from an actor engine (torch or DeepSpeed)."""
 

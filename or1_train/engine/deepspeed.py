@@ -36,7 +36,7 @@ from torch import Tensor
 from or1_train import distributed
 from or1_train.algo.losses import aggregation_counts, policy_loss
 from or1_train.checkpoint import MODEL_DIR
-from or1_train.engine.base import MiniBatch, pack_by_tokens, response_mask
+from or1_train.engine.base import MiniBatch, pack_by_tokens, padding_ratio, response_mask
 from or1_train.engine.chunked import DEFAULT_CHUNK_TOKENS, response_logprobs
 from or1_train.spec import EngineSpec, LossSpec, OptimSpec
 
@@ -96,9 +96,7 @@ def deepspeed_config(engine: EngineSpec, optim: OptimSpec, dtype: str, on_gpu: b
 def _merge(base: dict, overrides: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        out[key] = (
-            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -220,17 +218,6 @@ class DeepSpeedActor:
             p, r = [[self.pad_id]], [[self.pad_id]]
         return self.engine(p, r, temperature, with_entropy, self.pad_id, chunks)
 
-    @staticmethod
-    def _padding_ratio(plans: list[list[list[int]]], lengths: list[int]) -> float:
-        """Share of the decoder's token slots that are right-padding, over every rank's micro-batches."""
-        slots = used = 0
-        for plan in plans:
-            for micro in plan:
-                if micro:
-                    slots += len(micro) * max(lengths[i] for i in micro)
-                    used += sum(lengths[i] for i in micro)
-        return 1.0 - used / slots if slots else 0.0
-
     # ------------------------------------------------------------------ forward
 
     @torch.no_grad()
@@ -247,9 +234,7 @@ class DeepSpeedActor:
         plans = self._plan(prompts, responses)
         mine = plans[distributed.rank()]
         for k, micro in enumerate(mine):
-            lp, ent = self._run(
-                prompts, responses, micro, temperature, with_entropy, self._chunks(plans, k, responses)
-            )
+            lp, ent = self._run(prompts, responses, micro, temperature, with_entropy, self._chunks(plans, k, responses))
             if micro:
                 out[0, micro, : lp.shape[1]] = lp.float().cpu()
                 if ent is not None:
@@ -259,9 +244,7 @@ class DeepSpeedActor:
 
     # ------------------------------------------------------------------ update
 
-    def train_mini_batch(
-        self, batch: MiniBatch, *, entropy_coef: float, temperature: float
-    ) -> dict[str, float]:
+    def train_mini_batch(self, batch: MiniBatch, *, entropy_coef: float, temperature: float) -> dict[str, float]:
         counts = aggregation_counts(batch.mask)
         lengths = [len(p) + len(r) for p, r in zip(batch.prompts, batch.responses, strict=True)]
         plans = self._plan(batch.prompts, batch.responses)
@@ -271,9 +254,7 @@ class DeepSpeedActor:
         for k, micro in enumerate(mine):
             self.engine.set_gradient_accumulation_boundary(k == len(mine) - 1)
             chunks = self._chunks(plans, k, batch.responses)
-            logprobs, entropy = self._run(
-                batch.prompts, batch.responses, micro, temperature, need_entropy, chunks
-            )
+            logprobs, entropy = self._run(batch.prompts, batch.responses, micro, temperature, need_entropy, chunks)
             width = logprobs.shape[1]
             rows = micro or [0]
             mask = batch.mask[rows, :width] if micro else torch.zeros(1, width)
@@ -308,7 +289,7 @@ class DeepSpeedActor:
             "grad_norm": float(grad_norm if grad_norm is not None else unsharded),
             "lr": lr,
             "micro_batches": float(len(mine)),
-            "padding_ratio": self._padding_ratio(plans, lengths),
+            "padding_ratio": padding_ratio([m for plan in plans for m in plan], lengths),
             "peak_memory_gb": peak_memory_gb(),
         }
 
@@ -349,9 +330,7 @@ def export_hf(model: torch.nn.Module, out_dir: Path, shard_bytes: int = EXPORT_S
     from safetensors.torch import save_file
 
     main = distributed.is_main()
-    sizes = {
-        name: math.prod(distributed.full_shape(t)) * t.element_size() for name, t in _named_tensors(model)
-    }
+    sizes = {name: math.prod(distributed.full_shape(t)) * t.element_size() for name, t in _named_tensors(model)}
     shards: list[list[str]] = [[]]
     used = 0
     for name, size in sizes.items():

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from or1_train.algo.losses import aggregation_counts, policy_loss
 from or1_train.checkpoint import MODEL_DIR, OPTIMIZER_FILE
-from or1_train.engine.base import MiniBatch, pack_by_tokens, response_mask
+from or1_train.engine.base import MiniBatch, pack_by_tokens, padding_ratio, response_mask
 from or1_train.engine.chunked import response_logprobs
 from or1_train.spec import EngineSpec, LossSpec, OptimSpec
 
@@ -111,7 +111,8 @@ class TorchActor:
         totals: dict[str, float] = {}
         self.optimizer.zero_grad(set_to_none=True)
         need_entropy = entropy_coef != 0.0
-        for chunk in pack_by_tokens(lengths, self.engine_spec.max_tokens_per_micro_batch):
+        micro_batches = pack_by_tokens(lengths, self.engine_spec.max_tokens_per_micro_batch)
+        for chunk in micro_batches:
             prompts = [batch.prompts[i] for i in chunk]
             responses = [batch.responses[i] for i in chunk]
             logprobs, entropy = self._forward(prompts, responses, temperature, need_entropy)
@@ -137,7 +138,13 @@ class TorchActor:
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
-        return {**totals, "grad_norm": float(grad_norm), "lr": lr}
+        return {
+            **totals,
+            "grad_norm": float(grad_norm),
+            "lr": lr,
+            "micro_batches": float(len(micro_batches)),
+            "padding_ratio": padding_ratio(micro_batches, lengths),
+        }
 
     # ------------------------------------------------------------------ weights
 

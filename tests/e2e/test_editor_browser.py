@@ -71,7 +71,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     page.wait_for_url(live_server.url + reverse("home"))
 
     page.goto(live_server.url + reverse("experiment-new", args=[project.pk]) + "?template=cpu-demo")
-    expect(page.locator("#share-0")).to_have_text("50.0%")
+    expect(page.locator("#share-0")).to_have_text("66.7%")
     expect(page.locator("#n-sgd-1")).to_have_text("1")
     expect(page.locator("[data-total-steps]")).to_have_text("70 steps in all")
     page.evaluate("window.sameDocument = true")  # gone if a row operation reloaded the page instead of htmx
@@ -92,7 +92,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     # Add a stage: a copy of the last one; N_SGD and the start steps follow the typing.
     page.click("text=Add a stage")
     expect(page.locator("#stages-section tbody tr[data-row]")).to_have_count(3)
-    expect(page.locator("#id_stages-2-max_response_tokens")).to_have_value("96")
+    expect(page.locator("#id_stages-2-max_response_tokens")).to_have_value("64")
     expect(page.locator("#start-2")).to_have_text("70")
     page.fill("#id_stages-2-mini_batch", "8")
     expect(page.locator("#n-sgd-2")).to_have_text("2")
@@ -119,7 +119,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     page.fill("#id_stages-2-max_response_tokens", "50")
     page.fill("#id_name", "cpu-demo-three-stages")
     page.click("button:text('Save experiment')")
-    expect(page.locator("#error-stages-2-max_response_tokens")).to_contain_text("must be at least stage 2's (96)")
+    expect(page.locator("#error-stages-2-max_response_tokens")).to_contain_text("must be at least stage 2's (64)")
     expect(page.locator("#problems")).to_contain_text("Stage 3 · Max response tokens")
     expect(page.locator("#id_sources-2-path")).to_have_value("/data/extra.jsonl")
     expect(page.locator("#id_sources-0-weight")).to_have_value("3")
@@ -132,7 +132,7 @@ def test_editor_rows_shares_and_n_sgd_update_live(live_server, alice, project, b
     expect(page.locator("button:text('Launch')")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "experiment-saved.png"), full_page=True)
     spec = parse_spec(Experiment.objects.get(name="cpu-demo-three-stages").spec)
-    assert [s.max_response_tokens for s in spec.stages] == [48, 96, 256]
+    assert [s.max_response_tokens for s in spec.stages] == [30, 64, 256]
     assert [(s.display_name, s.weight) for s in spec.data.sources] == [
         ("arith-easy", 3.0),
         ("arith-hard", 1.0),

@@ -166,20 +166,22 @@ def test_the_editor_starts_from_the_recipes_values_with_shares_and_n_sgd(logged_
     page = page_of(response)
     f = page.fields
     assert f["name"] == "cpu-demo"
-    assert f["model-path"] == "var/models/cpu-demo-h128l4" and f["model-dtype"] == "float32"
+    assert f["model-path"] == "var/models/cpu-demo-h128l4-v99c60" and f["model-dtype"] == "float32"
     assert f["model-bootstrap-build"] == "on" and f["model-bootstrap-hidden_size"] == "128"
     assert f["model-bootstrap-distill_levels"] == "1, 4"
     assert f["sources-TOTAL_FORMS"] == "2" and f["stages-TOTAL_FORMS"] == "2"
     assert f["sources-1-name"] == "arith-hard"
-    assert f["sources-0-extra"] == "synthetic: {task: arith, num_problems: 2000, levels: [1, 2], seed: 1}"
-    assert f["stages-1-max_response_tokens"] == "96" and f["stages-0-mini_batch"] == "16"
+    assert f["sources-0-extra"] == (
+        "synthetic: {task: arith, num_problems: 2000, levels: [1, 2], max_value: 99, seed: 1}"
+    )
+    assert f["stages-1-max_response_tokens"] == "64" and f["stages-0-mini_batch"] == "16"
     assert f["entropy-target"] == "0.11" and f["entropy-variant"] == "released-scripts"
     assert f["resources-launcher"] == "local"
     # Fields the recipe leaves out start at the spec's defaults, and the defaults are shown.
     assert f["loss-kl_estimator"] == "k3" and f["optim-betas"] == "0.9, 0.999"
     html = response.content.decode()
     assert "default: 0.2" in html and "default: 1e-06" in html
-    assert [page.id_text(f"share-{i}") for i in (0, 1)] == ["50.0%", "50.0%"]
+    assert [page.id_text(f"share-{i}") for i in (0, 1)] == ["66.7%", "33.3%"]
     assert [page.id_text(f"n-sgd-{i}") for i in (0, 1)] == ["1", "1"]
     assert [page.id_text(f"start-{i}") for i in (0, 1)] == ["0", "30"]
     assert "- name: arith-eval" in f["evaluation-sets"]
@@ -204,9 +206,9 @@ def test_form_to_experiment_to_launch(logged_in, project):
     assert response.status_code == 302 and response.url == reverse("experiment-detail", args=[experiment.pk])
     spec = experiment.spec
     assert [s["steps"] for s in spec["stages"]] == [3, 2]
-    assert [s["max_response_tokens"] for s in spec["stages"]] == [48, 96]
-    assert spec["entropy"]["target"] == 0.25 and spec["entropy"]["max_coef"] == 0.02
-    synthetic = {"task": "arith", "num_problems": 2000, "levels": [1, 2], "seed": 1}
+    assert [s["max_response_tokens"] for s in spec["stages"]] == [30, 64]
+    assert spec["entropy"]["target"] == 0.25 and spec["entropy"]["max_coef"] == 0.005
+    synthetic = {"task": "arith", "num_problems": 2000, "levels": [1, 2], "max_value": 99, "seed": 1}
     assert spec["data"]["sources"][0]["synthetic"] == synthetic
     assert spec["model"]["bootstrap"]["distill_steps"] == 800
     assert spec["evaluation"]["sets"][0]["name"] == "arith-eval"
@@ -238,7 +240,7 @@ def test_launch_is_post_only(logged_in, experiment):
 
 ERROR_CASES = [
     # (what the researcher typed, the field whose error container must hold the message, words of the message)
-    ({"stages-1-max_response_tokens": "16"}, "stages-1-max_response_tokens", "must be at least stage 1's (48)"),
+    ({"stages-1-max_response_tokens": "16"}, "stages-1-max_response_tokens", "must be at least stage 1's (30)"),
     (
         {"stages-0-rollout_batch": "16", "stages-0-mini_batch": "6"},
         "stages-0-rollout_batch",
@@ -247,7 +249,7 @@ ERROR_CASES = [
     (
         {"entropy-min_coef": "0.01", "entropy-initial_coef": "0.001"},
         "entropy-initial_coef",
-        "must lie between the min coefficient (0.01) and the max coefficient (0.02)",
+        "must lie between the min coefficient (0.01) and the max coefficient (0.005)",
     ),
     ({"sources-1-weight": "0"}, "sources-1-weight", "must be greater than 0"),
     ({"sources-0-weight": "-2"}, "sources-0-weight", "a source with no weight would never be sampled"),
@@ -306,7 +308,7 @@ def test_several_errors_are_all_shown_each_at_its_field(logged_in, project):
     assert "3 problems to fix" in after.id_text("problems")
     rules = {"stages-1-max_response_tokens": "16", "stages-0-mini_batch": "6", "entropy-initial_coef": "0.5"}
     after = page_of(logged_in.post(new_url(project), small_cpu_demo(page.fields) | rules))
-    assert "stage 1's (48)" in after.error("stages-1-max_response_tokens")
+    assert "stage 1's (30)" in after.error("stages-1-max_response_tokens")
     assert "multiple of the mini-batch (6)" in after.error("stages-0-rollout_batch")
     assert "it is 0.5" in after.error("entropy-initial_coef")
     assert "3 problems to fix" in after.id_text("problems")
@@ -341,17 +343,17 @@ def test_add_a_stage_then_an_error_keeps_the_new_row_and_its_values(logged_in, p
     added = page_of(row_op(logged_in, url, page.fields, "stages:add"))
     assert added.fields["stages-TOTAL_FORMS"] == "3"
     # A new stage starts as a copy of the last one, without its name.
-    assert added.fields["stages-2-max_response_tokens"] == "96" and added.fields["stages-2-name"] == ""
+    assert added.fields["stages-2-max_response_tokens"] == "64" and added.fields["stages-2-name"] == ""
     entered = added.fields | {"stages-2-name": "longer", "stages-2-max_response_tokens": "50", "stages-2-steps": "4"}
     after = page_of(logged_in.post(url, entered))
-    assert "must be at least stage 2's (96)" in after.error("stages-2-max_response_tokens")
+    assert "must be at least stage 2's (64)" in after.error("stages-2-max_response_tokens")
     assert typed(after.fields) == typed(entered)
     fixed = logged_in.post(url, entered | {"stages-2-max_response_tokens": "256", "name": "three-stages"})
     assert fixed.status_code == 302
     stages = Experiment.objects.get(name="three-stages").spec["stages"]
     assert [(s.get("name"), s["max_response_tokens"], s["steps"]) for s in stages] == [
-        ("short", 48, 30),
-        ("long", 96, 40),
+        ("short", 30, 30),
+        ("long", 64, 40),
         ("longer", 256, 4),
     ]
 

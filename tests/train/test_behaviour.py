@@ -18,7 +18,9 @@ def test_metrics_per_source_with_density_per_thousand_tokens():
         [10, 30, 20],
         [False, True, False],
         ["math/a", "math/a", "code/b"],
+        [1.0, 0.0, 1.0],
     )
+    assert m["exploration/scores/math/a/mean"] == 0.5 and m["exploration/scores/code/b/mean"] == 1.0
     assert m["response_length/math/a/mean"] == 20
     assert m["response_length/math/a_untruncated/mean"] == 10
     assert m["new-thoughts/math/a/count"] == 1.0  # 2 matches over 2 samples

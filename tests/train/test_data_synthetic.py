@@ -54,9 +54,7 @@ def test_every_level_gives_a_consistent_worked_solution_with_small_values():
 
 def test_solutions_grow_with_the_level():
     rng = random.Random(2)
-    mean_len = {
-        level: sum(len(make_problem(rng, level).solution) for _ in range(200)) / 200 for level in (1, 4, 8)
-    }
+    mean_len = {level: sum(len(make_problem(rng, level).solution) for _ in range(200)) / 200 for level in (1, 4, 8)}
     assert mean_len[1] < mean_len[4] < mean_len[8]
     assert mean_len[8] > 2.5 * mean_len[1]
 
@@ -99,4 +97,43 @@ def test_tokenizer_corpus_is_chat_formatted_over_all_levels():
     assert len(corpus) == 16
     assert all(t.startswith("<|im_start|>user\n") and "<|im_start|>assistant\n<think>" in t for t in corpus)
     assert corpus == corpus_for_tokenizer(seed=0, n=16)
-    assert sum(t.count(" = ") for t in corpus) == 2 * sum(range(1, 9))
+    # Every other text is a checked solution: one step line and one "Verify:" line per level.
+    assert [("Verify:" in t) for t in corpus] == [False, True] * 8
+    assert sum(t.count(" = ") for t in corpus[0::2]) == sum(range(1, 9, 2)) * 2
+    assert sum(t.count(" = ") for t in corpus[1::2]) == sum(range(2, 9, 2)) * 2 * 2
+
+
+_VERIFY = re.compile(r"^Verify: (\d+) ([-+*/]) (\d+) = (\d+)$")
+
+
+def test_a_checked_solution_verifies_every_step_by_its_inverse():
+    rng = random.Random(4)
+    for level in range(1, 9):
+        for _ in range(100):
+            problem = make_problem(rng, level)
+            think, tail = problem.checked_solution.split("\n</think>\n")
+            assert tail == problem.solution.split("\n</think>\n")[1]
+            lines = think.removeprefix("<think>\n").split("\n")
+            assert lines[0::2] == problem.solution.split("\n</think>\n")[0].removeprefix("<think>\n").split("\n")
+            for step, check in zip(lines[0::2], lines[1::2], strict=True):
+                a, _, k, result = _LINE.match(step).groups()
+                back, op, k2, value = _VERIFY.match(check).groups()
+                assert (back, k2, value) == (result, k, a)
+                assert {
+                    "+": int(back) + int(k2),
+                    "-": int(back) - int(k2),
+                    "*": int(back) * int(k2),
+                    "/": int(back) // int(k2),
+                }[op] == int(value)
+
+
+def test_a_seeded_share_of_rows_carry_the_checked_solution_and_the_problems_stay_the_same(tmp_path):
+    plain = read_source(write_dataset(tmp_path / "plain.jsonl", 200, (1, 4), seed=3, with_solutions=True))
+    mixed = read_source(
+        write_dataset(tmp_path / "mixed.jsonl", 200, (1, 4), seed=3, with_solutions=True, checked_share=0.6)
+    )
+    assert [e.prompt for e in mixed.examples] == [e.prompt for e in plain.examples]
+    checked = sum("Verify:" in e.extra["solution"] for e in mixed.examples)
+    assert 100 < checked < 140 and not any("Verify:" in e.extra["solution"] for e in plain.examples)
+    with pytest.raises(ValueError, match="checked_share"):
+        write_dataset(tmp_path / "bad.jsonl", 5, (1, 2), seed=0, with_solutions=True, checked_share=1.5)
