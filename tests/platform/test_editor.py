@@ -367,7 +367,7 @@ def test_htmx_row_ops_answer_with_the_table_alone_renumbered(logged_in, project)
     assert 'id="stages-section"' in html
     moved = partial(response)
     assert moved.fields["stages-0-name"] == "second" and moved.fields["stages-1-name"] == "first"
-    assert moved.fields["stages-0-max_response_tokens"] == "96"
+    assert moved.fields["stages-0-max_response_tokens"] == "64"
     up = partial(row_op(logged_in, url, fields, "stages:up:1", htmx=True))
     assert up.fields["stages-0-name"] == "second"
     removed = partial(row_op(logged_in, url, fields, "stages:remove:0", htmx=True))

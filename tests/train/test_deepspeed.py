@@ -236,9 +236,14 @@ def test_zero_stage_matches_the_torch_engine(ds_run, stage):
     for k, w in enumerate(r["weights"]):
         assert w["names_equal"] == 1.0
         assert w["moved"] > 0.5 * LR, "the step should move the weights"
-        # after the reset Adam is sign-like again on weights that already differ by ~1e-5: looser, but a reset
-        # that kept the moments would move most weights differently
-        share, largest = (1e-3, 0.02 * LR) if k < 2 else (5e-3, 0.5 * LR)
+        # Adam's first steps are sign-like, lr * g / (|g| + eps): a weight whose gradient is within float noise
+        # of 0 may move a little differently between the engines' reduction orders (with one tiny tokenizer:
+        # 2% of a step at most, on 0.25% of the weights by the second step). A wrong scale, reduction or loss
+        # moves most weights differently, which the share bound still catches. After the reset Adam is
+        # sign-like again on weights that already differ a little: one whose gradient sign is noise may step the
+        # other way (a difference up to 2 lr), but a reset that kept the moments would move most weights
+        # differently.
+        share, largest = (1e-2, 0.05 * LR) if k < 2 else (2e-2, 2.0 * LR)
         assert w["share_above_1e-6"] < share and w["max"] < largest, (k, w)
 
 
